@@ -1,0 +1,3 @@
+"""onerec: end-to-end generative recommendation (OneRec) and controllable retrieval (CRM)."""
+
+__version__ = "0.1.0"

@@ -39,6 +39,11 @@ app = typer.Typer(
 
 
 
+@app.callback()
+def _root() -> None:
+    """onerec: prepare data, tokenize items, train, evaluate, align, retrieve and serve."""
+
+
 @app.command()
 def version() -> None:
     """Print the onerec, torch and device versions."""

@@ -48,3 +48,28 @@ def test_rejects_duplicates_and_out_of_range():
         PrefixTrie.from_codes(np.array([[0, 0], [0, 0]]), [2, 2])
     with pytest.raises(ValueError, match="level 1"):
         PrefixTrie.from_codes(np.array([[0, 5]]), [2, 2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 4), st.integers(0, 1)), min_size=1, max_size=30
+    )
+)
+def test_transition_table_matches_level_tables(rows):
+    codes = np.unique(np.asarray(rows, dtype=np.int64), axis=0)
+    trie = PrefixTrie.from_codes(codes, [3, 5, 2])  # uneven sizes: padding columns are -1
+    table, offsets = trie.transition_table()
+    assert table.shape == (offsets[-1], 5) and offsets.tolist()[0] == 0
+    assert trie.num_items == len(codes)
+    for item, tup in enumerate(codes.tolist()):
+        row = 0
+        for level, code in enumerate(tup):
+            assert offsets[level] <= row < offsets[level + 1]
+            row = int(table[row, code])
+        assert row == item  # the last hop names the item
+    # codes beyond a level's codebook are never valid
+    assert (table[: offsets[1], 3:] == -1).all() and (table[offsets[2] :, 2:] == -1).all()
+    assert trie.equals(PrefixTrie.from_tensors(trie.tensors()))
+    if len(codes) > 1:
+        assert not trie.equals(PrefixTrie.from_codes(codes[:-1], [3, 5, 2]))

@@ -33,7 +33,9 @@ class PrefixTrie:
         return len(self.codebook_sizes)
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, codebook_sizes: list[int] | tuple[int, ...]) -> PrefixTrie:
+    def from_codes(
+        cls, codes: np.ndarray, codebook_sizes: list[int] | tuple[int, ...]
+    ) -> PrefixTrie:
         """Build from ``codes[item_idx] = (c_0, …, c_{L-1})``; tuples must be unique.
 
         Raises ``ValueError`` on duplicates or codes outside ``[0, codebook_sizes[l])``.
@@ -101,6 +103,40 @@ class PrefixTrie:
         item = int(self.level_tables[-1][node, last])
         return item if item >= 0 else None
 
+    # -- dense views ------------------------------------------------------------------------
+    @property
+    def num_items(self) -> int:
+        """Number of complete tuples (items) in the trie."""
+        return int((self.level_tables[-1] >= 0).sum())
+
+    def transition_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """All levels in one dense table: ``(table [total_nodes, max_K], level_offsets [L+1])``.
+
+        Row ``level_offsets[l] + n`` is node ``n`` of level ``l`` (``level_tables[l][n]``). Its
+        entry for code ``c`` is the *global* row of the child node for ``l < L-1``, the
+        ``item_idx`` at the last level, and ``-1`` for an invalid continuation or for a code at
+        or beyond that level's codebook size. One gather ``table[row]`` masks a whole batch of
+        beams whatever their level.
+        """
+        counts = [len(t) for t in self.level_tables]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        width = max(self.codebook_sizes)
+        table = np.full((int(offsets[-1]), width), -1, dtype=np.int64)
+        for level, level_table in enumerate(self.level_tables):
+            block = level_table.copy()
+            if level < self.num_levels - 1:
+                # local child index at level+1 -> global row
+                block[block >= 0] += offsets[level + 1]
+            table[offsets[level] : offsets[level + 1], : level_table.shape[1]] = block
+        return table, offsets
+
+    def equals(self, other: PrefixTrie) -> bool:
+        """True when both tries hold the same codebook sizes and tables."""
+        return self.codebook_sizes == other.codebook_sizes and all(
+            a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(self.level_tables, other.level_tables, strict=True)
+        )
+
     # -- persistence ------------------------------------------------------------------------
     def tensors(self) -> dict[str, np.ndarray]:
         """Arrays to store (e.g. with safetensors); inverse of :meth:`from_tensors`."""
@@ -111,5 +147,7 @@ class PrefixTrie:
     @classmethod
     def from_tensors(cls, arrays: dict[str, np.ndarray]) -> PrefixTrie:
         sizes = tuple(int(s) for s in arrays["trie_codebook_sizes"])
-        tables = tuple(np.asarray(arrays[f"trie_level_{i}"], dtype=np.int64) for i in range(len(sizes)))
+        tables = tuple(
+            np.asarray(arrays[f"trie_level_{i}"], dtype=np.int64) for i in range(len(sizes))
+        )
         return cls(codebook_sizes=sizes, level_tables=tables)

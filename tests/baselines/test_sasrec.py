@@ -103,3 +103,24 @@ def test_sasrec_learns_a_deterministic_next_item_pattern() -> None:
     assert metrics["test"]["hr@1"] > 0.9
     assert result.best_metrics["ndcg@10"] == pytest.approx(metrics["valid"]["ndcg@10"])
     assert isinstance(model, SASRec)
+
+
+def test_full_softmax_ce_with_item_bias_by_hand() -> None:
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    hidden = torch.tensor([[1.0, 0.0]])  # logits [1, 0, -1]
+    bias = torch.tensor([0.0, math.log(2.0), 0.0])  # -> [1, ln 2, -1]
+    # target 0: -1 + log(e + 2 + 1/e) = -1 + log(5.0862) = 0.62652
+    expected = -1 + math.log(math.e + 2 + 1 / math.e)
+    assert expected == pytest.approx(0.62652, abs=1e-5)
+    loss, _ = full_softmax_ce(hidden, items, torch.tensor([0]), pad_id=3, bias=bias)
+    assert float(loss) == pytest.approx(expected, abs=1e-6)
+
+
+def test_untied_output_table_and_bias() -> None:
+    model = _model(tie_embeddings=False, output_bias=True)
+    assert model.out_emb is not None and model.out_bias is not None
+    assert model.item_table().data_ptr() == model.out_emb.weight.data_ptr()
+    with torch.no_grad():
+        model.out_bias[5] = 100.0
+        scores = model.score_histories([np.array([1, 2])])
+    assert int(scores.argmax()) == 5

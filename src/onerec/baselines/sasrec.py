@@ -40,6 +40,11 @@ class SASRecConfig(StrictModel):
     ffn_dim: int = Field(default=256, ge=1, description="hidden size of the feed-forward block")
     dropout: float = Field(default=0.3, ge=0, lt=1, description="embedding, attention and residual")
     init_std: float = Field(default=0.02, gt=0)
+    tie_embeddings: bool = Field(
+        default=True,
+        description="score with the input item table (False: a separate output table)",
+    )
+    output_bias: bool = Field(default=False, description="a learned per-item score bias")
 
 
 class _Block(nn.Module):
@@ -91,6 +96,12 @@ class SASRec(nn.Module):
         self.emb_drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
+        # Untied, the output table need not make an item look like its own best successor:
+        # with tied tables the last input item's embedding is also the output direction.
+        self.out_emb = (
+            None if config.tie_embeddings else nn.Embedding(config.num_items, config.d_model)
+        )
+        self.out_bias = nn.Parameter(torch.zeros(config.num_items)) if config.output_bias else None
         self.apply(self._init)
 
     def _init(self, module: nn.Module) -> None:
@@ -120,6 +131,8 @@ class SASRec(nn.Module):
 
     def item_table(self) -> torch.Tensor:
         """Output embeddings of the real items ``[num_items, d]`` (padding row excluded)."""
+        if self.out_emb is not None:
+            return self.out_emb.weight
         return self.item_emb.weight[: self.num_items]
 
     def last_hidden(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -133,11 +146,19 @@ class SASRec(nn.Module):
         device = self.item_emb.weight.device
         input_ids, lengths = pad_right(histories, self.pad_id, self.config.max_len)
         hidden = self.last_hidden(input_ids.to(device), lengths.to(device))  # [B, d]
-        return hidden @ self.item_table().T  # [B, num_items]
+        return hidden @ self.item_table().T + self.score_bias()  # [B, num_items]
+
+    def score_bias(self) -> torch.Tensor | float:
+        """Per-item bias ``[num_items]`` added to every score (0 when disabled)."""
+        return self.out_bias if self.out_bias is not None else 0.0
 
 
 def full_softmax_ce(
-    hidden: torch.Tensor, item_table: torch.Tensor, targets: torch.Tensor, pad_id: int
+    hidden: torch.Tensor,
+    item_table: torch.Tensor,
+    targets: torch.Tensor,
+    pad_id: int,
+    bias: torch.Tensor | float = 0.0,
 ) -> tuple[torch.Tensor, int]:
     """Mean cross-entropy of the full softmax over items, over non-padding positions.
 
@@ -145,12 +166,13 @@ def full_softmax_ce(
         hidden: ``[B, T, d]`` (or ``[N, d]``) hidden states.
         item_table: ``[num_items, d]`` output embeddings; logits = hidden · item_tableᵀ.
         targets: ``[B, T]`` (or ``[N]``) next-item ids; ``pad_id`` marks positions to ignore.
+        bias: optional ``[num_items]`` added to every row of logits.
 
     Returns ``(loss, number of counted positions)``. Logits are computed only for counted
     positions — padding costs no ``[*, num_items]`` work.
     """
     keep = targets != pad_id  # [B, T]
     chosen = hidden[keep]  # [N, d]
-    logits = chosen @ item_table.T  # [N, num_items]
+    logits = chosen @ item_table.T + bias  # [N, num_items]
     loss = F.cross_entropy(logits.float(), targets[keep])
     return loss, int(keep.sum())

@@ -58,7 +58,9 @@ def sasrec_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
     """Full-softmax next-item cross-entropy at every non-padding position."""
     assert isinstance(model, SASRec)  # unwrap happens in the Trainer; the loss sees SASRec
     hidden = model.encode(batch["input_ids"], batch["lengths"])  # [B, T, d]
-    loss, count = full_softmax_ce(hidden, model.item_table(), batch["targets"], model.pad_id)
+    loss, count = full_softmax_ce(
+        hidden, model.item_table(), batch["targets"], model.pad_id, model.score_bias()
+    )
     return LossOutput(loss, {"positions": float(count)})
 
 

@@ -1,10 +1,148 @@
-"""CLI commands for this area (placeholder until the area lands)."""
+"""``onerec train CONFIG`` and ``onerec evaluate RUN_DIR``."""
 
 from __future__ import annotations
 
+import json
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+
+from onerec.errors import ConfigError, OnerecError
+
+TRAIN_HELP = """Train a model described by a config file (TOML or YAML), then evaluate it on validation and test.
+
+The file's top-level `task` key picks the recipe: `sasrec` (SASRec with full-softmax cross-entropy) or `popular` (most-popular); other areas add their own tasks.
+
+\\[data]: dataset = a named data set (amazon-beauty, amazon-sports, kuairand-demo, ...) or a prepared directory; data_root = folder of the named data sets; max_history = history length at evaluation (leave-one-out, default 20).
+
+\\[model]: model sizes, e.g. d_model, num_layers, num_heads, dropout, max_len for sasrec.
+
+\\[train]: the training loop: epochs, max_steps, batch_size, lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip, eval_every_epochs / eval_every_steps, early_stopping_patience, monitor (ndcg@10), seed, device (auto | cpu | cuda | cuda:N), resume.
+
+\\[eval]: ks (cut-offs, default \\[5, 10]), batch_size, exclude_history (false in the TIGER protocol).
+
+Override any key after the file: train.lr=3e-4 model.dropout=0.5 data.dataset=amazon-sports
+
+The run directory (--out, default runs/<task>-<dataset>-<timestamp>) receives run_config.json (resolved config), source_config.* (the file as given), model/ (config.json + model.safetensors), metrics.json (validation and test metrics of the best model), metrics.jsonl (training log) and checkpoints/ (last and best). Running again with train.resume=true --out RUN_DIR continues an interrupted run exactly.
+
+Example: onerec train configs/sasrec_beauty.toml
+"""
+
+EVALUATE_HELP = """Evaluate a trained run directory with full ranking over the whole catalogue.
+
+Re-loads RUN_DIR/model (config.json + model.safetensors only), re-creates the leave-one-out split from the data set recorded in RUN_DIR/run_config.json (refusing data that differs from the training data), and prints Recall (R), NDCG (N), HR and MRR at each cut-off as a table, then the same figures as one JSON object on the last line.
+
+Example: onerec evaluate runs/sasrec-amazon-beauty-20250101-120000 --split both --ks 5,10
+"""
+
+
+def _run_dir_name(task: str, dataset: object) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(dataset)).name or "data").strip("-")
+    return Path("runs") / f"{task}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError(f"--ks {text!r} must be comma-separated integers, e.g. 5,10") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--ks {text!r} must list positive cut-offs, e.g. 5,10")
+    return ks
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def train(
+    config: Annotated[
+        Path, typer.Argument(help="config file (.toml/.yaml) with a top-level `task` key")
+    ],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="key=value overrides, e.g. train.lr=3e-4 model.dropout=0.5"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="run directory (default runs/<task>-<dataset>-<timestamp>)"),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="torch CPU threads (default: torch's)")
+    ] = None,
+) -> None:
+    from onerec.config import apply_overrides, read_config_file
+    from onerec.io import atomic_write_text
+    from onerec.training.tasks import TRAIN_TASKS, get_task
+
+    data: dict[str, Any] = apply_overrides(read_config_file(config), overrides or [])
+    task_fn = get_task(TRAIN_TASKS, data.get("task"), str(config))
+    dataset = (
+        data.get("data", {}).get("dataset", "data")
+        if isinstance(data.get("data"), dict)
+        else "data"
+    )
+    run_dir = out if out is not None else _run_dir_name(str(data["task"]), dataset)
+    resume = (
+        bool(data.get("train", {}).get("resume", False))
+        if isinstance(data.get("train"), dict)
+        else False
+    )
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise OnerecError(
+            f"run directory {run_dir} already exists and is not empty; choose another --out, "
+            "or add train.resume=true to continue that run"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / f"source_config{config.suffix}", config.read_text(encoding="utf-8"))
+    _set_threads(threads)
+    console = Console(width=120) if not Console().is_terminal else Console()
+    console.print(f"[bold]onerec train[/] task={data['task']} run dir: {run_dir}")
+    report = task_fn(data, run_dir)
+    report.print(console, title=f"{data['task']} on {dataset}")
+    console.print(f"run directory: {run_dir}")
+
+
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by `onerec train`")],
+    split: Annotated[
+        str, typer.Option("--split", help="test, valid, or both (valid then test)")
+    ] = "test",
+    ks: Annotated[str, typer.Option("--ks", help="comma-separated cut-offs")] = "5,10",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the report to this JSON file")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="torch CPU threads (default: torch's)")
+    ] = None,
+) -> None:
+    from onerec.baselines.runs import read_run_config
+    from onerec.training.tasks import EVALUATE_TASKS, get_task
+
+    splits = {"test": ["test"], "valid": ["valid"], "both": ["valid", "test"]}.get(split)
+    if splits is None:
+        raise ConfigError(f"--split {split!r} must be test, valid or both")
+    cutoffs = _parse_ks(ks)
+    resolved = read_run_config(run_dir)
+    task_fn = get_task(EVALUATE_TASKS, resolved.get("task"), f"{run_dir}/run_config.json")
+    _set_threads(threads)
+    report = task_fn(run_dir, resolved, splits, cutoffs)
+    report.meta["run_dir"] = str(run_dir)
+    console = Console(width=120) if not Console().is_terminal else Console()
+    report.print(console, title=f"{resolved.get('task')} — {run_dir}")
+    if json_out is not None:
+        report.save(json_out)
+    typer.echo(json.dumps(report.to_dict(), sort_keys=True))
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this area's commands to ``app``."""
-    del app
+    """Attach ``train`` and ``evaluate`` to ``app``."""
+    app.command("train", help=TRAIN_HELP)(train)
+    app.command("evaluate", help=EVALUATE_HELP)(evaluate)

@@ -1,0 +1,80 @@
+"""The KV-cached batched beam search equals the plain reference (items and scores)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from onerec.generation import TrieTensors, beam_search, reference_beam_search, search
+from onerec.generation.beam_search import exclusion_mask
+from onerec.model.synthetic import random_catalogue, random_histories, random_model
+
+SIZES = [4, 5, 3]
+
+
+def _compare(fast_items: torch.Tensor, fast_scores: torch.Tensor, reference: list) -> None:
+    for user, ref in enumerate(reference):
+        finite = torch.isfinite(fast_scores[user])
+        assert int(finite.sum()) == len(ref), "different number of surviving beams"
+        got_items = [tuple(int(i) for i in row) for row in fast_items[user][finite]]
+        assert got_items == [items for items, _ in ref]
+        for got, (_, want) in zip(fast_scores[user][finite].tolist(), ref, strict=True):
+            assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(("session_items", "beam_width"), [(1, 1), (1, 6), (1, 20), (2, 5), (3, 4)])
+def test_cached_search_equals_reference(session_items: int, beam_width: int) -> None:
+    codes, trie = random_catalogue(30, SIZES, seed=1)
+    model = random_model(SIZES, seed=2, max_session_items=3)
+    history_codes, history_mask, _ = random_histories(codes, users=2, max_len=5, seed=3)
+    state = model.start_decoding(model.encode(history_codes, history_mask))
+    fast = search(model, state, TrieTensors.from_trie(trie), beam_width, session_items)
+    reference = reference_beam_search(
+        model, history_codes, history_mask, trie, beam_width, session_items
+    )
+    _compare(fast.items, fast.scores, reference)
+
+
+def test_parity_with_history_exclusion() -> None:
+    codes, trie = random_catalogue(30, SIZES, seed=4)
+    model = random_model(SIZES, seed=5, max_session_items=2)
+    history_codes, history_mask, histories = random_histories(codes, users=3, max_len=6, seed=6)
+    exclude = torch.full((3, 6), -1, dtype=torch.long)
+    for row, items in enumerate(histories):
+        exclude[row, : len(items)] = torch.as_tensor(items)
+    tensors = TrieTensors.from_trie(trie)
+    state = model.start_decoding(model.encode(history_codes, history_mask))
+    fast = search(model, state, tensors, 5, 2, exclusion_mask(exclude, tensors.num_items))
+    reference = reference_beam_search(
+        model, history_codes, history_mask, trie, 5, 2, [set(map(int, h)) for h in histories]
+    )
+    _compare(fast.items, fast.scores, reference)
+    for row, items in enumerate(histories):
+        emitted = set(fast.items[row].reshape(-1).tolist()) - {-1}
+        assert not emitted & set(map(int, items))
+
+
+def test_topk_api_returns_distinct_items_sorted() -> None:
+    codes, trie = random_catalogue(50, SIZES, seed=7)
+    model = random_model(SIZES, seed=8)
+    history_codes, history_mask, _ = random_histories(codes, users=5, max_len=4, seed=9)
+    items, scores = beam_search(model, history_codes, history_mask, trie, beam_width=20, top_k=10)
+    assert items.shape == scores.shape == (5, 10)
+    for row in range(5):
+        assert len(set(items[row].tolist())) == 10
+        assert np.all(np.diff(scores[row].numpy()) <= 0)
+    with pytest.raises(ValueError):
+        beam_search(model, history_codes, history_mask, trie, beam_width=5, top_k=10)
+
+
+def test_small_catalogue_pads_missing_results() -> None:
+    codes, trie = random_catalogue(3, SIZES, seed=10)
+    model = random_model(SIZES, seed=11)
+    history_codes, history_mask, _ = random_histories(codes, users=2, max_len=2, seed=12)
+    items, scores = beam_search(model, history_codes, history_mask, trie, beam_width=5, top_k=5)
+    for row in range(2):
+        assert sorted(items[row, :3].tolist()) == [0, 1, 2]
+        assert items[row, 3:].tolist() == [-1, -1] and torch.isinf(scores[row, 3:]).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -144,3 +145,30 @@ def test_hashed_item_embedding_is_deterministic_and_item_specific() -> None:
     with torch.no_grad():
         a.encoder.item_embedding.hash_table.weight.normal_()  # type: ignore[union-attr]
     assert not torch.allclose(before, a.encode(history_codes, history_mask).memory)
+
+
+def test_code_embeddings_start_from_centroid_geometry() -> None:
+    sizes = [6, 5, 3]
+    model = random_model(sizes, dtype=torch.float32)  # d_model 32
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(4, 50))  # centroids live in a 4-D subspace of R^50
+    centroids = rng.normal(size=(2, 6, 4)) @ basis  # two k-means levels of 6 codes each
+    model.init_code_embeddings(centroids)
+    table = model.decoder.token_table.weight.detach().numpy()
+    offsets = model.config.code_offsets
+    rows = np.concatenate([table[1 + offsets[0] : 1 + offsets[0] + 6], table[1 + offsets[1] : 1 + offsets[1] + 5]])
+    points = np.concatenate([centroids[0], centroids[1, :5]])
+    # A PCA projection keeps every pairwise distance up to one global scale.
+    ratio = pdist(rows) / pdist(points)
+    assert np.allclose(ratio, ratio[0], rtol=1e-3)
+    assert np.isclose(np.linalg.norm(rows, axis=1).mean(), 0.02 * np.sqrt(32), rtol=0.1)
+    # The disambiguation level (no centroids) keeps its random rows.
+    untouched = random_model(sizes, dtype=torch.float32).decoder.token_table.weight.detach().numpy()
+    last = slice(1 + offsets[2], 1 + offsets[2] + 3)
+    assert np.allclose(table[last], untouched[last])
+
+
+def pdist(points: np.ndarray) -> np.ndarray:
+    diff = points[:, None, :] - points[None, :, :]
+    upper = np.triu_indices(len(points), k=1)
+    return np.sqrt((diff**2).sum(-1))[upper]

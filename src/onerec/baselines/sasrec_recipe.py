@@ -61,7 +61,8 @@ def sasrec_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
     loss, count = full_softmax_ce(
         hidden, model.item_table(), batch["targets"], model.pad_id, model.score_bias()
     )
-    return LossOutput(loss, {"positions": float(count)})
+    # weight = positions averaged over, so data-parallel ranks combine to the global mean
+    return LossOutput(loss, {"positions": float(count)}, weight=float(count))
 
 
 def _evaluate(

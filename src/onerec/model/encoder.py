@@ -19,7 +19,6 @@ from onerec.model.attention import SelfAttention
 from onerec.model.config import GeneratorConfig
 from onerec.model.moe import DenseFeedForward
 
-
 _HASH_PRIME = 2_147_483_647  # 2^31 - 1
 
 

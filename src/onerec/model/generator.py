@@ -72,7 +72,7 @@ class OneRecGenerator(nn.Module):
         """Start code embeddings from the tokenizer's k-means centroids ``[L, K, d_emb]``.
 
         The centroids of all levels are projected on their top ``d_model`` principal directions
-        and scaled to the table's init std, so an item's input token (the sum of its codes) starts
+        and scaled to the mean row norm of a random init, so an item's input token (the sum of its codes) starts
         as a projection of its content embedding and similar items start close. Levels without
         centroids (the disambiguation level) keep their random rows.
         """
@@ -86,7 +86,9 @@ class OneRecGenerator(nn.Module):
         width = min(self.config.d_model, centred.shape[1], centred.shape[0])
         _, _, components = torch.linalg.svd(centred, full_matrices=False)
         projected = flat @ components[:width].T  # [L*K, width]
-        projected = projected * (0.02 / projected.std().clamp(min=1e-12))
+        # Same mean row norm as a randomly initialised row (std 0.02 in each of d_model dims).
+        target_norm = 0.02 * math.sqrt(self.config.d_model)
+        projected = projected * (target_norm / projected.norm(dim=1).mean().clamp(min=1e-12))
         table = self.decoder.token_table.weight
         for level in range(levels):
             size = min(codes, self.config.codebook_sizes[level])

@@ -9,11 +9,11 @@ Overrides use dotted paths into the nested mapping, and values are parsed as YAM
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -40,7 +40,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         elif path.suffix in {".yaml", ".yml", ".json"}:
             data = yaml.safe_load(text) or {}
         else:
-            raise ConfigError(f"config file {path}: unknown extension {path.suffix!r}; use .toml or .yaml")
+            raise ConfigError(
+                f"config file {path}: unknown extension {path.suffix!r}; use .toml or .yaml"
+            )
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"config file {path} could not be parsed: {exc}") from None
     if not isinstance(data, dict):

@@ -38,7 +38,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """onerec: prepare data, tokenize items, train, evaluate, align, retrieve and serve."""

@@ -342,11 +342,6 @@ def test_bad_train_config_values_get_a_clear_message(
     assert_clear_refusal(case, result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`onerec train` creates RUN_DIR and writes source_config.* before the recipe "
-    "validates the config (src/onerec/cli/train_cmds.py; reported to the lead)",
-)
 @pytest.mark.parametrize("case", TRAIN_VALUE_CASES[:1], ids=lambda c: c.id)
 def test_bad_train_config_values_leave_no_run_directory(
     case: Case, cli: Callable[..., CliResult], tmp_path: Path

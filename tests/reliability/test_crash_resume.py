@@ -154,11 +154,6 @@ def test_kill_9_then_rerun_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     assert want["metrics"]["test"]["recall@10"] > 0.2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TrainConfig refuses resume=true without train.out_dir although `onerec train` "
-    "supplies the run directory as out_dir (reported; src/onerec/training/config.py)",
-)
 def test_resume_needs_no_out_dir_key(tmp_path: Path) -> None:
     from onerec.baselines.sasrec_recipe import SASRecRunConfig
 

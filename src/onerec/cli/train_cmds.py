@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -100,12 +101,19 @@ def train(
             f"run directory {run_dir} already exists and is not empty; choose another --out, "
             "or add train.resume=true to continue that run"
         )
+    created_run_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / f"source_config{config.suffix}", config.read_text(encoding="utf-8"))
     _set_threads(threads)
     console = Console(width=120) if not Console().is_terminal else Console()
     console.print(f"[bold]onerec train[/] task={data['task']} run dir: {run_dir}")
-    report = task_fn(data, run_dir)
+    try:
+        report = task_fn(data, run_dir)
+    except ConfigError:
+        # The recipe refused the config before training: leave no half-made run behind.
+        if created_run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     report.print(console, title=f"{data['task']} on {dataset}")
     console.print(f"run directory: {run_dir}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from onerec.config import StrictModel
 
@@ -80,9 +80,3 @@ class TrainConfig(StrictModel):
         default=False, description="continue from out_dir/checkpoints/last if present"
     )
     progress: bool = Field(default=True, description="rich progress bar (only shown on a terminal)")
-
-    @model_validator(mode="after")
-    def _check_resume_has_dir(self) -> TrainConfig:
-        if self.resume and self.out_dir is None:
-            raise ValueError("resume=True needs out_dir (where the checkpoints are)")
-        return self

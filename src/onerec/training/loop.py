@@ -132,6 +132,10 @@ class Trainer:
         self.evaluate_fn = evaluate_fn
         self.device = resolve_device(config.device)
         self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
+        # Checked here, not in TrainConfig: recipes fill out_dir from the run directory after
+        # the config file has been validated.
+        if config.resume and self.out_dir is None:
+            raise ConfigError("train.resume=true needs train.out_dir (where the checkpoints are)")
         self._best_in_memory: dict[str, torch.Tensor] | None = None
         if config.precision == "bf16" and self.device.type != "cuda":
             raise ConfigError("precision='bf16' needs a CUDA device; use 'auto' or 'fp32' on CPU")

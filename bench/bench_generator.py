@@ -134,7 +134,12 @@ def bench_training(
 
 
 def bench_generation(
-    model: OneRecGenerator, inputs: dict[str, Any], users: int, batch_size: int, beam: int, top_k: int
+    model: OneRecGenerator,
+    inputs: dict[str, Any],
+    users: int,
+    batch_size: int,
+    beam: int,
+    top_k: int,
 ) -> dict[str, float]:
     """Users/s of batched, trie-constrained beam search (histories of the test split)."""
     histories = inputs["eval_histories"][:users]
@@ -145,12 +150,20 @@ def bench_generation(
     items, _ = recommend_topk(model, histories, inputs["codes"], trie, top_k, beam, batch_size)
     seconds = time.perf_counter() - start
     assert (items >= 0).all(), "beam search returned fewer than top_k items"
-    return {"users": len(histories), "seconds": seconds, "users_per_s": len(histories) / seconds,
-            "beam_width": beam, "top_k": top_k, "batch_size": batch_size}
+    return {
+        "users": len(histories),
+        "seconds": seconds,
+        "users_per_s": len(histories) / seconds,
+        "beam_width": beam,
+        "top_k": top_k,
+        "batch_size": batch_size,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default="configs/generator_beauty.toml")
     parser.add_argument("--tokenizer", default="runs/gen/tok-beauty-text")
     parser.add_argument("--dataset", default="amazon-beauty")
@@ -199,7 +212,11 @@ def main() -> None:
         "generator": model_cfg.model_dump(),
         "session_items": cfg.objective.session_items,
         "batch_size": batch_size,
-        "parameters": {"total": counts.total, "active": counts.active, "embedding": counts.embedding},
+        "parameters": {
+            "total": counts.total,
+            "active": counts.active,
+            "embedding": counts.embedding,
+        },
         "threads": args.threads,
         "matmul_peak_flops": peak,
         "matmul_peak_before_after": [peak_before, peak_after],
@@ -212,15 +229,21 @@ def main() -> None:
     }
     out = Path(args.out_dir) / f"generator_{args.name}.json"
     atomic_write_json(out, result)
-    print(f"params total {counts.total:,} active {counts.active:,}  threads {args.threads}  "
-          f"load {load_before:.1f}")
+    print(
+        f"params total {counts.total:,} active {counts.active:,}  threads {args.threads}  "
+        f"load {load_before:.1f}"
+    )
     print(f"matmul peak {peak / 1e9:.1f} GFLOP/s")
-    print(f"training: {train['real_tokens_per_s']:,.0f} real tokens/s "
-          f"({train['examples_per_s']:,.0f} examples/s, {train['ms_per_step']:.0f} ms/step), "
-          f"{train['achieved_flops'] / 1e9:.1f} GFLOP/s = MFU {100 * train['mfu']:.1f} %, "
-          f"encoder padding {100 * train['encoder_padding_fraction']:.1f} %")
-    print(f"generation: {generate['users_per_s']:.1f} users/s (beam {args.beam}, top {args.top_k}, "
-          f"{generate['users']} users)")
+    print(
+        f"training: {train['real_tokens_per_s']:,.0f} real tokens/s "
+        f"({train['examples_per_s']:,.0f} examples/s, {train['ms_per_step']:.0f} ms/step), "
+        f"{train['achieved_flops'] / 1e9:.1f} GFLOP/s = MFU {100 * train['mfu']:.1f} %, "
+        f"encoder padding {100 * train['encoder_padding_fraction']:.1f} %"
+    )
+    print(
+        f"generation: {generate['users_per_s']:.1f} users/s (beam {args.beam}, top {args.top_k}, "
+        f"{generate['users']} users)"
+    )
     print(f"wrote {out}")
 
 

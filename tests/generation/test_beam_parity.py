@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from onerec.generation import TrieTensors, beam_search, reference_beam_search, search
+from onerec.generation import (
+    TrieTensors,
+    beam_search,
+    recommend_topk,
+    reference_beam_search,
+    search,
+)
 from onerec.generation.beam_search import exclusion_mask
+from onerec.model.batching import CodeLookup, collate_histories, pad_histories
 from onerec.model.synthetic import random_catalogue, random_histories, random_model
 
 SIZES = [4, 5, 3]
@@ -78,3 +85,22 @@ def test_small_catalogue_pads_missing_results() -> None:
     for row in range(2):
         assert sorted(items[row, :3].tolist()) == [0, 1, 2]
         assert items[row, 3:].tolist() == [-1, -1] and torch.isinf(scores[row, 3:]).all()
+
+
+def test_recommend_topk_batches_by_length_and_restores_order() -> None:
+    codes, trie = random_catalogue(40, SIZES, seed=13)
+    model = random_model(SIZES, seed=14)
+    rng = np.random.default_rng(15)
+    histories = [rng.integers(0, 40, size=int(n)) for n in rng.integers(1, 9, size=7)]
+    items, scores = recommend_topk(
+        model, histories, codes, trie, top_k=4, beam_width=6, batch_size=3, exclude_history=True
+    )
+    for row, history in enumerate(histories):
+        padded, _ = pad_histories([history], model.config.max_history)
+        history_codes, history_mask = collate_histories(padded, CodeLookup(codes))
+        one_items, one_scores = beam_search(
+            model, history_codes, history_mask, trie, 6, 4, exclude_items=torch.from_numpy(padded)
+        )
+        assert items[row].tolist() == one_items[0].tolist()
+        np.testing.assert_allclose(scores[row], one_scores[0].numpy(), rtol=1e-9)
+        assert not set(items[row].tolist()) & set(history.tolist())

@@ -58,7 +58,11 @@ def test_cross_attention_folds_beams_without_copying_memory() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"tie_output_heads": True, "code_hash_buckets": 97}, {"ffn": "dense", "item_embedding": "concat"}],
+    [
+        {},
+        {"tie_output_heads": True, "code_hash_buckets": 97},
+        {"ffn": "dense", "item_embedding": "concat"},
+    ],
 )
 def test_kv_cache_decoding_equals_full_reforward(overrides: dict[str, object]) -> None:
     sizes = [6, 5, 4]

@@ -27,7 +27,9 @@ def test_forward_flops_by_hand() -> None:
     decoder_token = 4 * 64 + 2 * 64 + 8 * 4 + 2 * 8 * 16  # 672
     head = 8 * (4 + 2)
     pairs = 3 * 3 + 2 * 3 / 2 + 2 * 3
-    expected = 2 * (3 * (encoder_token + memory_projection) + 2 * decoder_token + head + 2 * 8 * pairs)
+    expected = 2 * (
+        3 * (encoder_token + memory_projection) + 2 * decoder_token + head + 2 * 8 * pairs
+    )
     assert forward_flops(config, enc, dec) == expected
     assert training_flops(config, enc, dec) == 3 * expected
 

@@ -156,7 +156,9 @@ def test_code_embeddings_start_from_centroid_geometry() -> None:
     model.init_code_embeddings(centroids)
     table = model.decoder.token_table.weight.detach().numpy()
     offsets = model.config.code_offsets
-    rows = np.concatenate([table[1 + offsets[0] : 1 + offsets[0] + 6], table[1 + offsets[1] : 1 + offsets[1] + 5]])
+    rows = np.concatenate(
+        [table[1 + offsets[0] : 1 + offsets[0] + 6], table[1 + offsets[1] : 1 + offsets[1] + 5]]
+    )
     points = np.concatenate([centroids[0], centroids[1, :5]])
     # A PCA projection keeps every pairwise distance up to one global scale.
     ratio = pdist(rows) / pdist(points)

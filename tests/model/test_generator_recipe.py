@@ -78,8 +78,15 @@ def test_run_learns_the_walk_and_saves_everything(trained_run: tuple[Path, dict[
     test = report["metrics"]["test"]
     assert test["recall@10"] >= 0.9, test
     assert test["recall@1"] >= 0.6, test
-    for name in ("run_config.json", "metrics.json", "model/config.json", "model/model.safetensors",
-                 "model/tokenizer/tokenizer.json", "model/item_ids.json", "metrics.jsonl"):
+    for name in (
+        "run_config.json",
+        "metrics.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer/tokenizer.json",
+        "model/item_ids.json",
+        "metrics.jsonl",
+    ):
         assert (run_dir / name).is_file(), name
     load = report["meta"]["expert_load"]
     assert len(load) == 1 and abs(sum(load[0]) - 1) < 1e-3
@@ -99,15 +106,30 @@ def test_reevaluation_reproduces_saved_metrics(trained_run: tuple[Path, dict[str
 def test_recommend_cli_prints_the_next_item(trained_run: tuple[Path, dict[str, Any]]) -> None:
     run_dir, _ = trained_run
     result = CliRunner().invoke(
-        app, ["recommend", "--model", str(run_dir), "--history", "110 111 112", "--top-k", "3", "--beam", "5"]
+        app,
+        [
+            "recommend",
+            "--model",
+            str(run_dir),
+            "--history",
+            "110 111 112",
+            "--top-k",
+            "3",
+            "--beam",
+            "5",
+        ],
     )
     assert result.exit_code == 0, result.output
-    first_row = next(line for line in result.output.splitlines() if line.strip().startswith("│ 1") or " 1 " in line[:8])
-    assert "113" in first_row, result.output
-    session = CliRunner().invoke(
-        app, ["recommend", "--model", str(run_dir / "model"), "--history", "110", "--session-items", "1"]
+    first_row = next(
+        line
+        for line in result.output.splitlines()
+        if line.strip().startswith("│ 1") or " 1 " in line[:8]
     )
-    assert session.exit_code == 0, session.output
+    assert "113" in first_row, result.output
+    direct = CliRunner().invoke(
+        app, ["recommend", "--model", str(run_dir / "model"), "--history", "110"]
+    )
+    assert direct.exit_code == 0, direct.output
 
 
 def test_recommend_cli_reports_user_mistakes(trained_run: tuple[Path, dict[str, Any]]) -> None:
@@ -117,12 +139,18 @@ def test_recommend_cli_reports_user_mistakes(trained_run: tuple[Path, dict[str, 
     assert unknown.exit_code != 0 and "unknown item ids" in str(unknown.exception)
     both = runner.invoke(app, ["recommend", "--model", str(run_dir)])
     assert both.exit_code != 0
+    too_long = runner.invoke(
+        app, ["recommend", "--model", str(run_dir), "--history", "110", "--session-items", "3"]
+    )
+    assert too_long.exit_code != 0 and "max_session_items 1" in str(too_long.exception)
 
 
 def test_config_rejects_codebook_sizes_and_unknown_fields() -> None:
     base = _config(Path("unused"))
     with pytest.raises(ValueError):
-        GeneratorRunConfig.model_validate({**base, "model": {"size": "tiny", "codebook_sizes": [4]}})
+        GeneratorRunConfig.model_validate(
+            {**base, "model": {"size": "tiny", "codebook_sizes": [4]}}
+        )
     with pytest.raises(ValueError):
         GeneratorRunConfig.model_validate({**base, "model": {"size": "tiny", "d_modle": 8}})
     with pytest.raises(ValueError):

@@ -27,7 +27,9 @@ def _model_dir(path: Path) -> tuple[Path, dict[str, Any] | None]:
     from onerec.io import read_json
 
     if (path / MODEL_DIR / "config.json").is_file():
-        run_config = read_json(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
+        run_config = (
+            read_json(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
+        )
         return path / MODEL_DIR, run_config
     if (path / "config.json").is_file():
         parent = path.parent / RUN_CONFIG_FILE
@@ -40,7 +42,9 @@ def _model_dir(path: Path) -> tuple[Path, dict[str, Any] | None]:
 
 def recommend(
     model: Annotated[Path, typer.Option("--model", help="run directory or its model/ folder")],
-    user: Annotated[str | None, typer.Option("--user", help="user id in the training data set")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="user id in the training data set")
+    ] = None,
     history: Annotated[
         str | None, typer.Option("--history", help='item ids, oldest first: "ID ID ID"')
     ] = None,
@@ -62,7 +66,7 @@ def recommend(
 ) -> None:
     """Recommend items for one user."""
     if (user is None) == (history is None):
-        raise OnerecError("give exactly one of --user ID and --history \"ID ID ID\"")
+        raise OnerecError('give exactly one of --user ID and --history "ID ID ID"')
     if beam < top_k:
         raise OnerecError(f"--beam {beam} must be at least --top-k {top_k}")
     import numpy as np
@@ -88,7 +92,9 @@ def recommend(
     if item_ids is None and prepared is not None:
         item_ids = prepared.items.sort("item_idx")["item_id"].cast(str).to_list()
     if item_ids is None:
-        raise OnerecError(f"{model_dir} has no item_ids.json and no data set is known; pass --dataset")
+        raise OnerecError(
+            f"{model_dir} has no item_ids.json and no data set is known; pass --dataset"
+        )
     index_of = {item_id: idx for idx, item_id in enumerate(item_ids)}
 
     if user is not None:
@@ -107,19 +113,33 @@ def recommend(
         items = np.asarray([index_of[t] for t in tokens], dtype=np.int64)
 
     net = loaded.model
+    if session_items > net.config.max_session_items:
+        raise OnerecError(
+            f"--session-items {session_items} exceeds what this model was trained for "
+            f"(max_session_items {net.config.max_session_items})"
+        )
     padded, _ = pad_histories([items], net.config.max_history)
     history_codes, history_mask = collate_histories(padded, CodeLookup(loaded.tokenizer.codes))
     exclude = torch.from_numpy(padded) if exclude_history else None
     texts: dict[int, str] = {}
     if prepared is not None and "text" in prepared.items.columns:
-        texts = dict(zip(prepared.items["item_idx"].to_list(), prepared.items["text"].to_list(), strict=True))
+        texts = dict(
+            zip(prepared.items["item_idx"].to_list(), prepared.items["text"].to_list(), strict=True)
+        )
 
-    table = Table(title=f"{len(items)} history items -> {'session' if session_items > 1 else 'top items'}")
+    table = Table(
+        title=f"{len(items)} history items -> {'session' if session_items > 1 else 'top items'}"
+    )
     for column in ("rank", "item_id", "score", "text"):
         table.add_column(column, justify="right" if column in ("rank", "score") else "left")
     if session_items > 1:
         result = generate_session(
-            net, history_codes, history_mask, loaded.tokenizer.trie, session_items, beam,
+            net,
+            history_codes,
+            history_mask,
+            loaded.tokenizer.trie,
+            session_items,
+            beam,
             exclude_items=exclude,
         )
         session = result.items[0, 0].tolist()
@@ -128,11 +148,21 @@ def recommend(
         footer = f"session log-probability {float(result.scores[0, 0]):.3f}"
     else:
         ranked, scores = beam_search(
-            net, history_codes, history_mask, loaded.tokenizer.trie, beam, top_k, exclude_items=exclude
+            net,
+            history_codes,
+            history_mask,
+            loaded.tokenizer.trie,
+            beam,
+            top_k,
+            exclude_items=exclude,
         )
-        for rank, (item, score) in enumerate(zip(ranked[0].tolist(), scores[0].tolist(), strict=True), 1):
+        for rank, (item, score) in enumerate(
+            zip(ranked[0].tolist(), scores[0].tolist(), strict=True), 1
+        ):
             if item >= 0:
-                table.add_row(str(rank), item_ids[item], f"{score:.3f}", str(texts.get(item, ""))[:60])
+                table.add_row(
+                    str(rank), item_ids[item], f"{score:.3f}", str(texts.get(item, ""))[:60]
+                )
         footer = "score = summed log-probability of the item's codes"
     console = Console()
     console.print(table)

@@ -16,7 +16,7 @@ from onerec.errors import ConfigError, OnerecError
 
 TRAIN_HELP = """Train a model described by a config file (TOML or YAML), then evaluate it on validation and test.
 
-The file's top-level `task` key picks the recipe: `sasrec` (SASRec with full-softmax cross-entropy) or `popular` (most-popular); other areas add their own tasks.
+The file's top-level `task` key picks the recipe: `sasrec` (SASRec with full-softmax cross-entropy), `popular` (most-popular) or `generator` (the OneRec encoder–decoder; see docs/generator.md).
 
 \\[data]: dataset = a named data set (amazon-beauty, amazon-sports, kuairand-demo, ...) or a prepared directory; data_root = folder of the named data sets; max_history = history length at evaluation (leave-one-out, default 20).
 

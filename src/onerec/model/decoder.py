@@ -97,7 +97,9 @@ class SessionDecoder(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(levels, max_codes))
         mask = torch.zeros(levels, max_codes)
         rows = torch.zeros(levels, max_codes, dtype=torch.long)
-        for level, (size, offset) in enumerate(zip(self.codebook_sizes, config.code_offsets, strict=True)):
+        for level, (size, offset) in enumerate(
+            zip(self.codebook_sizes, config.code_offsets, strict=True)
+        ):
             mask[level, size:] = float("-inf")  # codes that do not exist at this level
             rows[level, :size] = 1 + offset + torch.arange(size)
         self.register_buffer("level_mask", mask, persistent=False)
@@ -107,7 +109,9 @@ class SessionDecoder(nn.Module):
 
     def project_memory(self, memory: torch.Tensor) -> list[KVPair]:
         """Cross-attention keys/values of every layer, computed once per user."""
-        return [cast(DecoderLayer, layer).cross_attn.project_memory(memory) for layer in self.layers]
+        return [
+            cast(DecoderLayer, layer).cross_attn.project_memory(memory) for layer in self.layers
+        ]
 
     def forward(
         self,

@@ -79,7 +79,9 @@ class OneRecGenerator(nn.Module):
         points = torch.as_tensor(np.asarray(centroids), dtype=torch.float32)  # [L, K, e]
         levels, codes, _ = points.shape
         if levels > self.config.num_code_levels or codes > max(self.config.codebook_sizes):
-            raise ValueError(f"centroids {tuple(points.shape)} do not fit codebook sizes {self.config.codebook_sizes}")
+            raise ValueError(
+                f"centroids {tuple(points.shape)} do not fit codebook sizes {self.config.codebook_sizes}"
+            )
         flat = points.reshape(levels * codes, -1)
         # PCA on all levels' centroids together (residual levels share one space).
         centred = flat - flat.mean(dim=0, keepdim=True)

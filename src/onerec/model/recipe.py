@@ -66,7 +66,9 @@ class TokenizerSection(StrictModel):
         default=True, description="start the code embeddings from the k-means centroids (PCA)"
     )
     fit: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig.model_validate({}))
-    embeddings: EmbeddingSourceConfig = Field(default_factory=lambda: EmbeddingSourceConfig.model_validate({}))
+    embeddings: EmbeddingSourceConfig = Field(
+        default_factory=lambda: EmbeddingSourceConfig.model_validate({})
+    )
 
 
 class ObjectiveSection(StrictModel):
@@ -333,27 +335,3 @@ def evaluate_generator_run(
         },
         {"task": "generator", "dataset": data.name, "beam_width": cfg.eval.beam_width},
     )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m onerec.model.recipe CONFIG --out RUN_DIR [key=value ...]`` (same as
-    ``onerec train`` once the generator task is registered there)."""
-    import argparse
-
-    from onerec.config import apply_overrides, read_config_file
-
-    parser = argparse.ArgumentParser(description="train and evaluate a OneRec generator")
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=2")
-    parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = apply_overrides(read_config_file(args.config), args.overrides)
-    report = run_generator_task(config, Path(args.out))
-    report.print(title=f"generator {args.config}")
-
-
-if __name__ == "__main__":
-    main()

@@ -43,6 +43,20 @@ def _train_popular(config: dict[str, Any], run_dir: Path) -> MetricsReport:
     return run_popular(config, run_dir)
 
 
+def _train_generator(config: dict[str, Any], run_dir: Path) -> MetricsReport:
+    from onerec.model.recipe import run_generator_task
+
+    return run_generator_task(config, run_dir)
+
+
+def _evaluate_generator(
+    run_dir: Path, resolved: dict[str, Any], splits: Sequence[str], ks: Sequence[int]
+) -> MetricsReport:
+    from onerec.model.recipe import evaluate_generator_run
+
+    return evaluate_generator_run(run_dir, resolved, splits, ks)
+
+
 def _evaluate_sasrec(
     run_dir: Path, resolved: dict[str, Any], splits: Sequence[str], ks: Sequence[int]
 ) -> MetricsReport:
@@ -62,11 +76,13 @@ def _evaluate_popular(
 TRAIN_TASKS: dict[str, TrainFn] = {
     "sasrec": _train_sasrec,
     "popular": _train_popular,
+    "generator": _train_generator,
 }
 
 EVALUATE_TASKS: dict[str, EvaluateFn] = {
     "sasrec": _evaluate_sasrec,
     "popular": _evaluate_popular,
+    "generator": _evaluate_generator,
 }
 
 

@@ -98,11 +98,13 @@ def generator_shape(name: str) -> tuple[str, dict[str, Any]]:
 class ServerProcess:
     """``onerec serve`` in a child process, on loopback; always terminated by ``stop``."""
 
-    def __init__(self, bundle: Path, port: int, workers: int, log_path: Path) -> None:
+    def __init__(
+        self, bundle: Path, port: int, workers: int, log_path: Path, torch_threads: int = 1
+    ) -> None:
         command = [
             sys.executable, "-c", "from onerec.cli import main; main()", "serve", str(bundle),
             "--host", HOST, "--port", str(port), "--workers", str(workers),
-            "--log-level", "warning",
+            "--torch-threads", str(torch_threads), "--log-level", "warning",
         ]  # fmt: skip
         self.log_path = log_path
         with open(log_path, "wb") as log:
@@ -248,6 +250,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=5, help="session items (capped by the model)")
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--threads", type=int, default=32, help="client threads")
     parser.add_argument("--warmup", type=int, default=20, help="requests per endpoint first")
     parser.add_argument("--seed", type=int, default=0)
@@ -260,7 +263,9 @@ def main() -> None:
 
     bundle, origin = resolve_bundle(args)
     SMOKE_ROOT.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(bundle, free_port(), args.workers, SMOKE_ROOT / "serve_bench_server.log")
+    server = ServerProcess(
+        bundle, free_port(), args.workers, SMOKE_ROOT / "serve_bench_server.log", args.torch_threads
+    )
     load_before = os.getloadavg()
     try:
         health = server.wait_ready()
@@ -306,7 +311,8 @@ def main() -> None:
         "retrieval": health.get("retrieval"),
         "settings": {
             "rate_per_endpoint": args.rate, "duration_s": args.duration, "beam_width": args.beam_width,
-            "m": args.m, "k": args.k, "workers": args.workers, "client_threads": args.threads,
+            "m": args.m, "k": args.k, "workers": args.workers, "torch_threads": args.torch_threads,
+            "client_threads": args.threads,
             "warmup": args.warmup, "host": HOST,
         },
         "results": results,

@@ -30,6 +30,7 @@ def main(out_dir: Path) -> None:
         runs / "sasrec_fsdp2_resumed", "fsdp2", resume=True
     )
     result["mlp_ddp"] = scenarios.train_mlp(runs / "mlp_ddp")
+    result["crm_ddp"] = scenarios.train_crm(runs / "crm_ddp")
     result["evaluation"] = scenarios.sharded_evaluation()
     result["beam_search"] = scenarios.sharded_beam_search()
     result["maps"] = scenarios.sharded_maps()

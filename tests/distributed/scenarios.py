@@ -115,6 +115,38 @@ def train_mlp(out_dir: Path) -> dict[str, Any]:
     return {"losses": _step_losses(out_dir), "weights": _weights(model)}
 
 
+def train_crm(out_dir: Path) -> dict[str, Any]:
+    """CRM's real loss (in-batch + 5 sampled negatives, log-Q) on a tiny two-tower: 41 examples
+    in batches of 9 (4 full batches an epoch, split 5/4). The in-batch negatives couple the
+    rows, so the ranks gather each other's positives (``gather_batch_rows``)."""
+    from onerec.retrieval.examples import RetrievalBatches, TrainingExamples
+    from onerec.retrieval.model import CRMModel, TwoTowerConfig
+    from onerec.retrieval.train import crm_loss_fn
+
+    rng = np.random.default_rng(4)
+    count, history = 41, 4
+    examples = TrainingExamples(
+        user_idx=np.arange(count, dtype=np.int64),
+        history=rng.integers(0, NUM_ITEMS, size=(count, history)).astype(np.int64),
+        target_item=rng.integers(0, NUM_ITEMS, size=count).astype(np.int64),
+        condition=rng.uniform(0, 3, size=count).astype(np.float32),
+    )
+    batches = RetrievalBatches(examples, NUM_ITEMS, batch_size=9, num_negatives=5, seed=2)
+    torch.manual_seed(5)
+    model = CRMModel(
+        TwoTowerConfig(
+            num_items=NUM_ITEMS, embed_dim=8, hidden_dim=16, max_history=history,
+            num_condition_levels=4, dropout=0.0, temperature=0.2,
+        )
+    )  # fmt: skip
+    config = TrainConfig(
+        epochs=2, batch_size=9, lr=1e-2, warmup_steps=1, log_every=1, eval_every_epochs=None,
+        progress=False, out_dir=str(out_dir),
+    )  # fmt: skip
+    Trainer(model, crm_loss_fn, batches, config).fit()
+    return {"losses": _step_losses(out_dir), "weights": _weights(model)}
+
+
 def sharded_evaluation() -> dict[str, Any]:
     """Full-ranking metrics and top-K lists, sharded and unsharded (37 users, batches of 8)."""
     split = synthetic_split()

@@ -65,6 +65,7 @@ def single_process(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {
         "sasrec": scenarios.train_sasrec(out / "sasrec", "ddp"),  # one process: no DDP
         "mlp": scenarios.train_mlp(out / "mlp"),
+        "crm": scenarios.train_crm(out / "crm"),
         "evaluation": scenarios.sharded_evaluation(),
         "beam_search": scenarios.sharded_beam_search(),
     }
@@ -86,6 +87,7 @@ def test_worker_ran_two_gloo_ranks(torchrun_results: list[dict[str, Any]]) -> No
         ("sasrec_fsdp2", "sasrec"),
         ("sasrec_fsdp2_resumed", "sasrec"),  # 3 steps, stop, resume under torchrun, 5 more
         ("mlp_ddp", "mlp"),  # DataLoader, default row weights, gradient accumulation
+        ("crm_ddp", "crm"),  # in-batch negatives: positives gathered across the ranks
     ],
 )
 def test_losses_and_weights_match_single_process(

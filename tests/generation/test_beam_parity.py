@@ -32,17 +32,19 @@ def _compare(fast_items: torch.Tensor, fast_scores: torch.Tensor, reference: lis
             assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize(("session_items", "beam_width"), [(1, 1), (1, 6), (1, 20), (2, 5), (3, 4)])
-def test_cached_search_equals_reference(session_items: int, beam_width: int) -> None:
+def test_cached_search_equals_reference(session_items: int, beam_width: int, fast: bool) -> None:
     codes, trie = random_catalogue(30, SIZES, seed=1)
     model = random_model(SIZES, seed=2, max_session_items=3)
     history_codes, history_mask, _ = random_histories(codes, users=2, max_len=5, seed=3)
     state = model.start_decoding(model.encode(history_codes, history_mask))
-    fast = search(model, state, TrieTensors.from_trie(trie), beam_width, session_items)
+    tensors = TrieTensors.from_trie(trie)
+    fast_result = search(model, state, tensors, beam_width, session_items, fast=fast)
     reference = reference_beam_search(
         model, history_codes, history_mask, trie, beam_width, session_items
     )
-    _compare(fast.items, fast.scores, reference)
+    _compare(fast_result.items, fast_result.scores, reference)
 
 
 def test_parity_with_history_exclusion() -> None:
@@ -104,3 +106,61 @@ def test_recommend_topk_batches_by_length_and_restores_order() -> None:
         assert items[row].tolist() == one_items[0].tolist()
         np.testing.assert_allclose(scores[row], one_scores[0].numpy(), rtol=1e-9)
         assert not set(items[row].tolist()) & set(history.tolist())
+
+
+def test_fast_and_module_paths_agree_in_float32_at_serving_shape() -> None:
+    # The demo shape in small: 8 experts top-2, beam 20, m = 3, history excluded, several users.
+    sizes = [8, 8, 6]
+    codes, trie = random_catalogue(300, sizes, seed=16)
+    model = random_model(
+        sizes, seed=17, dtype=torch.float32, max_session_items=3, num_experts=8, top_k=2
+    )
+    history_codes, history_mask, histories = random_histories(codes, users=4, max_len=8, seed=18)
+    exclude = torch.full((4, 8), -1, dtype=torch.long)
+    for row, items in enumerate(histories):
+        exclude[row, : len(items)] = torch.as_tensor(items)
+    tensors = TrieTensors.from_trie(trie)
+    excluded = exclusion_mask(exclude, tensors.num_items)
+    state = model.start_decoding(model.encode(history_codes, history_mask))
+    fast = search(model, state, tensors, 20, 3, excluded, fast=True)
+    module = search(model, state, tensors, 20, 3, excluded, fast=False)
+    assert fast.items.tolist() == module.items.tolist()
+    torch.testing.assert_close(fast.scores, module.scores, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_item_scores_equal_a_teacher_forced_pass(fast: bool) -> None:
+    from onerec.model import token_logprobs
+    from onerec.model.targets import session_decoder_sequences
+
+    codes, trie = random_catalogue(30, SIZES, seed=19)
+    model = random_model(SIZES, seed=20, max_session_items=3)
+    history_codes, history_mask, _ = random_histories(codes, users=2, max_len=5, seed=21)
+    state = model.start_decoding(model.encode(history_codes, history_mask))
+    result = search(model, state, TrieTensors.from_trie(trie), 4, 3, fast=fast)
+    assert result.item_scores.shape == result.items.shape
+    torch.testing.assert_close(result.item_scores.sum(dim=2), result.scores)
+    for user in range(2):
+        for beam in range(4):
+            session = torch.as_tensor(codes[result.items[user, beam].numpy()]).unsqueeze(0)
+            decoder_input, targets, _ = session_decoder_sequences(
+                session, torch.ones(1, 3, dtype=torch.bool), model.code_offsets
+            )
+            logits = model(
+                history_codes[user : user + 1], history_mask[user : user + 1], decoder_input
+            ).logits
+            per_token = token_logprobs(logits, targets)  # [1, 3(C+1)-1], targets shifted by one
+            padded = torch.cat([per_token.new_zeros(1, 1), per_token], dim=1)
+            expected = padded.view(3, -1).sum(dim=1)  # [m]
+            torch.testing.assert_close(result.item_scores[user, beam], expected)
+
+
+def test_dead_beams_have_no_item_scores() -> None:
+    codes, trie = random_catalogue(3, SIZES, seed=10)
+    model = random_model(SIZES, seed=11)
+    history_codes, history_mask, _ = random_histories(codes, users=1, max_len=2, seed=12)
+    state = model.start_decoding(model.encode(history_codes, history_mask))
+    result = search(model, state, TrieTensors.from_trie(trie), 5, 1)
+    dead = ~torch.isfinite(result.scores)
+    assert bool(dead.any())
+    assert bool(torch.isinf(result.item_scores[dead]).all())

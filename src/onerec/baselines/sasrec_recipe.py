@@ -31,7 +31,8 @@ from onerec.baselines.runs import (
 )
 from onerec.baselines.sasrec import SASRec, SASRecConfig, full_softmax_ce
 from onerec.config import StrictModel, build_config
-from onerec.eval import MetricsReport, evaluate_scorer
+from onerec.eval import MetricsReport
+from onerec.eval.sharded import evaluate_scorer_sharded
 from onerec.training import (
     LossOutput,
     TrainConfig,
@@ -42,6 +43,7 @@ from onerec.training import (
     save_model_dir,
     seed_everything,
 )
+from onerec.training.distributed import barrier, is_main_process, main_process_first
 
 
 class SASRecRunConfig(StrictModel):
@@ -68,7 +70,8 @@ def sasrec_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
 def _evaluate(
     model: SASRec, examples: Any, cfg: EvalSection, ks: Sequence[int] | None = None
 ) -> dict[str, float]:
-    return evaluate_scorer(
+    # Users split over the ranks under torchrun (identical metrics); the plain call otherwise.
+    return evaluate_scorer_sharded(
         model.score_histories, examples, ks or cfg.ks, cfg.batch_size, cfg.exclude_history
     )
 
@@ -109,17 +112,20 @@ def run_sasrec(config: dict[str, Any], run_dir: Path) -> MetricsReport:
     """``onerec train`` for ``task = "sasrec"``: train, save model dir, write metrics."""
     cfg = build_config(SASRecRunConfig, config, source="sasrec config")
     started = time.perf_counter()
-    data = load_split(cfg.data)
+    with main_process_first():  # torchrun: rank 0 prepares/caches the data first
+        data = load_split(cfg.data)
     cfg.model.num_items = data.num_items
-    write_run_config(
-        run_dir,
-        {
-            **cfg.model_dump(),
-            "dataset_fingerprint": data_fingerprint(data.dataset) if data.dataset else {},
-        },
-    )
+    if is_main_process():  # rank 0 alone writes the run directory
+        write_run_config(
+            run_dir,
+            {
+                **cfg.model_dump(),
+                "dataset_fingerprint": data_fingerprint(data.dataset) if data.dataset else {},
+            },
+        )
     model, result, metrics = train_sasrec(cfg, data, run_dir)
-    save_model_dir(run_dir / MODEL_DIR, model, {"kind": "sasrec", **cfg.model.model_dump()})
+    if is_main_process():
+        save_model_dir(run_dir / MODEL_DIR, model, {"kind": "sasrec", **cfg.model.model_dump()})
     meta = {
         "task": "sasrec",
         "dataset": data.name,
@@ -135,7 +141,9 @@ def run_sasrec(config: dict[str, Any], run_dir: Path) -> MetricsReport:
         "torch": torch.__version__,
     }
     report = MetricsReport(metrics, meta)
-    report.save(run_dir / METRICS_FILE)
+    if is_main_process():
+        report.save(run_dir / METRICS_FILE)
+    barrier()  # the run directory is complete before any rank returns
     return report
 
 

@@ -8,6 +8,7 @@ never as a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -64,7 +65,9 @@ def main() -> None:
     try:
         app()
     except OnerecError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Under torchrun every rank raises the same error; one line on the console is enough.
+        if os.environ.get("RANK", "0") == "0":
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

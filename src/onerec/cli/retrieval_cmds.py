@@ -45,9 +45,13 @@ def train_retrieval_cmd(
     """
     from onerec.config import load_config
     from onerec.retrieval.train import CRMTrainConfig, train_retrieval
+    from onerec.training.distributed import init_distributed, is_main_process
 
+    init_distributed()  # under torchrun: every rank trains its share, rank 0 writes OUT_DIR
     cfg = load_config(CRMTrainConfig, config, overrides or [])
     run = train_retrieval(cfg)
+    if not is_main_process():
+        return
     console = Console(width=max(120, Console().width))
     summary = run.summary
     for split in ("valid", "test"):

@@ -14,7 +14,7 @@ from onerec.config import apply_overrides, build_config, read_config_file
 
 SIM_HELP = """Build the ground-truth user simulator; write its logs, or compare it with KuaiRand-1K.
 
-CONFIG (optional, .toml/.yaml) is read for its [sim] section (SimConfig: num_users, num_items, num_tags, latent_dim, the feedback-model parameters and [sim.logging] for the logging policy); overrides look like sim.num_users=500.
+CONFIG (optional, .toml/.yaml) is read for its \\[sim] section (SimConfig: num_users, num_items, num_tags, latent_dim, the feedback-model parameters and \\[sim.logging] for the logging policy); overrides look like sim.num_users=500.
 
 --out DIR writes interactions.parquet + items.parquet (canonical raw tables, ready for `onerec prepare`), item_embeddings.safetensors (stand-in content embeddings) and world/ (the simulator, to score any session with its exact expected rewards).
 
@@ -25,7 +25,7 @@ Example: onerec sim --compare-kuairand --calibrate --report runs/sim_vs_kuairand
 
 TRAIN_REWARD_HELP = """Train the reward model (per-target towers over a session) through the common training loop, then evaluate it on the held-out (later) sessions against a per-item-average baseline.
 
-CONFIG sections: [data] dataset (named data set or prepared dir), sessions.gap_minutes / sessions.max_items / sessions.history_column, valid_fraction, test_fraction; [model] targets (name, column, kind = binary|regression), item_features, d_model, num_layers, ...; [train] the TrainConfig; out_dir.
+CONFIG sections: \\[data] dataset (named data set or prepared dir), sessions.gap_minutes / sessions.max_items / sessions.history_column, valid_fraction, test_fraction; \\[model] targets (name, column, kind = binary|regression), item_features, d_model, num_layers, ...; \\[train] the TrainConfig; out_dir.
 
 Writes OUT/model (config.json + model.safetensors), OUT/metrics.json and OUT/report.md (the evaluation table), and prints the table.
 
@@ -54,7 +54,9 @@ def _sim_config(config: Path | None, overrides: list[str] | None) -> Any:
 
 
 def sim(
-    config: Annotated[Path | None, typer.Argument(help="config file with a [sim] section")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(help="config file with a \\[sim] section")
+    ] = None,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="overrides, e.g. sim.num_users=500")
     ] = None,
@@ -141,14 +143,18 @@ def train_reward(
     from onerec.reward import RewardRecipe
     from onerec.reward import train_reward as train_reward_fn
     from onerec.reward.evaluate import results_markdown
+    from onerec.training.distributed import init_distributed, is_main_process
 
     _set_threads(threads)
+    init_distributed()  # under torchrun: every rank trains its share, rank 0 writes OUT
     recipe = load_config(RewardRecipe, config, overrides or [])
     if out is not None:
         recipe = recipe.model_copy(update={"out_dir": str(out)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         run = train_reward_fn(recipe)
+    if not is_main_process():
+        return
     atomic_write_json(Path(recipe.out_dir) / "run_config.json", recipe.model_dump())
     typer.echo(results_markdown(run.results))
     typer.echo(
@@ -158,7 +164,7 @@ def train_reward(
 
 ALIGN_HELP = """Iterative Preference Alignment: DPO on the generator's own beam-searched sessions, ranked by a reward model.
 
-CONFIG: generator = a generator model dir (a `onerec train` run's model/ folder); reward_model = train-reward's OUT/model (same data set); [data] dataset / max_history (the data set both were trained on); session_items (m); [ipa] iterations (T), user_fraction (r, default 0.01), num_candidates (N), beam_width, beta, ntp_weight (λ), use_dpo, reward_weights {swt, vtr, wtr, ltr}, [ipa.train] the per-round TrainConfig (max_steps, batch_size, lr); out_dir.
+CONFIG: generator = a generator model dir (a `onerec train` run's model/ folder); reward_model = train-reward's OUT/model (same data set); \\[data] dataset / max_history (the data set both were trained on); session_items (m); \\[ipa] iterations (T), user_fraction (r, default 0.01), num_candidates (N), beam_width, beta, ntp_weight (λ), use_dpo, reward_weights {swt, vtr, wtr, ltr}, \\[ipa.train] the per-round TrainConfig (max_steps, batch_size, lr); out_dir.
 
 Each round logs users, pairs, chosen/rejected reward, the DPO margin, a KL estimate and the reward-model score of the policy's top sessions. Writes OUT/model (aligned generator, loadable by `onerec recommend`) and OUT/ipa_log.json.
 
@@ -167,7 +173,7 @@ Example: onerec align configs/ipa_kuairand.toml ipa.iterations=1
 
 ALIGN_SIM_HELP = """The IPA experiment with ground truth: simulate logs, train a generator on their positives and a reward model on all their feedback, then run IPA variants and score every round with the simulator's exact expected rewards and Recall@10.
 
-CONFIG: [sim] (SimConfig), positive_column, session_items, [tokenizer], [generator] + [generator_train], [reward] (a train-reward recipe; its data.dataset is ignored), [ipa], eval_users, recall_users, variants (ipa | ntp_only | r_ablation | oracle), r_ablation, out_dir.
+CONFIG: \\[sim] (SimConfig), positive_column, session_items, \\[tokenizer], \\[generator] + \\[generator_train], \\[reward] (a train-reward recipe; its data.dataset is ignored), \\[ipa], eval_users, recall_users, variants (ipa | ntp_only | r_ablation | oracle), r_ablation, out_dir.
 
 Writes OUT/results.json (every round of every variant), OUT/report.md (the table) and OUT/generator, OUT/reward (the trained M_0 and reward model).
 

@@ -52,7 +52,8 @@ def tokenize(
         Path | None, typer.Option("--out", help="Directory to save the tokenizer in.")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML/YAML with [tokenizer] and [embeddings].")
+        Path | None,
+        typer.Option("--config", help="TOML/YAML with \\[tokenizer] and \\[embeddings]."),
     ] = None,
     overrides: Annotated[
         list[str] | None,

@@ -30,10 +30,12 @@ def recommend_topk(
     exclude_history: bool = False,
     user_ids: np.ndarray | None = None,
     progress: bool = False,
+    fast: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(items [U, top_k], scores [U, top_k])`` for every history (``-1`` / ``-inf`` = none).
 
-    Histories are cut to the model's ``max_history`` most recent items.
+    Histories are cut to the model's ``max_history`` most recent items. ``fast`` selects the
+    decoding path of :func:`onerec.generation.search` (same results; ``False`` = module path).
     """
     device = next(model.parameters()).device
     was_training = model.training
@@ -63,6 +65,7 @@ def recommend_topk(
                 top_k,
                 users,
                 exclude,
+                fast,
             )
             items_out[rows] = items.cpu().numpy()
             scores_out[rows] = scores.double().cpu().numpy()

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from onerec.model.attention import CrossAttention, KVPair, SelfAttention
+from onerec.model.attention_decode import (
+    DecodeMemory,
+    KVCache,
+    cached_self_attention,
+    memory_attention,
+)
 from onerec.model.config import GeneratorConfig
-from onerec.model.moe import MoEStats, build_ffn
+from onerec.model.moe import MoEStats, build_ffn, ffn_inference
 
 
 @dataclass
@@ -49,12 +56,33 @@ class DecoderLayer(nn.Module):
         memory_mask: torch.Tensor,  # [U, S]
         token_mask: torch.Tensor | None = None,  # [B, T] real tokens (for MoE routing/stats)
         past_kv: KVPair | None = None,
+        with_stats: bool = True,
     ) -> tuple[torch.Tensor, KVPair, MoEStats | None]:
         attended, kv = self.self_attn(self.norm_self(x), causal=True, past_kv=past_kv)
         x = x + self.drop(attended)
         x = x + self.drop(self.cross_attn(self.norm_cross(x), memory_kv, memory_mask))
+        if not with_stats and not self.training:  # inference: no MoE statistics to compute
+            return x + ffn_inference(self.ffn, self.norm_ffn(x), token_mask), kv, None
         hidden, stats = self.ffn(self.norm_ffn(x), token_mask)
         return x + self.drop(hidden), kv, stats
+
+    def step(
+        self,
+        x: torch.Tensor,
+        memory: DecodeMemory,
+        cache: KVCache,
+        index: int,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """Inference fast path of :meth:`forward` for new positions ``x [B, T, d]`` (layer
+        ``index`` of ``cache``); same math, fewer operators (no dropout, no MoE statistics).
+        ``last_only``: after self-attention (which stores every position's keys/values) only
+        the last position goes on — ``[B, 1, d]`` (for the top layer when only it is read)."""
+        x = x + cached_self_attention(self.self_attn, _norm(self.norm_self, x), cache, index)
+        if last_only and x.shape[1] > 1:
+            x = x[:, -1:]
+        x = x + memory_attention(self.cross_attn, _norm(self.norm_cross, x), memory, index)
+        return x + ffn_inference(self.ffn, _norm(self.norm_ffn, x))
 
 
 class SessionDecoder(nn.Module):
@@ -121,7 +149,9 @@ class SessionDecoder(nn.Module):
         token_mask: torch.Tensor | None = None,  # [B, T]
         past_kv: list[KVPair] | None = None,
         start_position: int = 0,
+        with_stats: bool = True,
     ) -> DecoderRun:
+        """Decoder pass; ``with_stats=False`` in eval mode skips the MoE statistics (inference)."""
         length = decoder_input.shape[1]
         positions = torch.arange(
             start_position, start_position + length, device=decoder_input.device
@@ -131,11 +161,49 @@ class SessionDecoder(nn.Module):
         stats: list[MoEStats] = []
         for index, layer in enumerate(self.layers):
             past = past_kv[index] if past_kv is not None else None
-            x, kv, layer_stats = layer(x, memory_kv[index], memory_mask, token_mask, past)
+            x, kv, layer_stats = layer(
+                x, memory_kv[index], memory_mask, token_mask, past, with_stats
+            )
             new_kv.append(kv)
             if layer_stats is not None:
                 stats.append(layer_stats)
         return DecoderRun(hidden=self.norm(x), self_kv=new_kv, moe_stats=stats)
+
+    def new_cache(
+        self, batch: int, max_length: int, dtype: torch.dtype, device: torch.device
+    ) -> KVCache:
+        """An empty self-attention cache of every layer for :meth:`step`."""
+        first = cast(DecoderLayer, self.layers[0]).self_attn
+        heads = first.num_heads
+        width = self.position.weight.shape[1]
+        return KVCache(len(self.layers), batch, heads, max_length, width // heads, dtype, device)
+
+    @torch.no_grad()
+    def step(
+        self,
+        tokens: torch.Tensor,  # [B, T] new token ids, B = U * G
+        memory: DecodeMemory,
+        cache: KVCache,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """Inference fast path: the normalised hidden states ``[B, T, d]`` of the new tokens
+        (``[B, 1, d]``, the last one only, with ``last_only``: what a search step reads).
+
+        Same math as :meth:`forward` with ``past_kv`` (the reference) in eval mode: positions
+        continue at ``cache.length``, the cache grows in place and advances by ``T``.
+        """
+        if self.training:
+            raise RuntimeError("SessionDecoder.step is the inference path; call eval() first")
+        start, length = cache.length, tokens.shape[1]
+        x = (
+            F.embedding(tokens, self.token_table.weight)
+            + self.position.weight[start : start + length]
+        )
+        top = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            x = cast(DecoderLayer, layer).step(x, memory, cache, index, last_only and index == top)
+        cache.length = start + length
+        return _norm(self.norm, x)
 
     def predicted_levels(self, length: int, start_position: int = 0) -> torch.Tensor:
         """Level each position predicts; ``C`` (= num levels) where ``[BOS]`` comes next."""
@@ -168,8 +236,26 @@ class SessionDecoder(nn.Module):
             weight = self.head_weight[level, :size]
         return torch.addmm(self.head_bias[level, :size], hidden, weight.T)
 
+    def level_heads(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per level ``(weight_t [d, V_level], bias [V_level])`` for :meth:`level_logits`-equal
+        products, sliced once per search instead of once per step (inference)."""
+        heads = []
+        for level, size in enumerate(self.codebook_sizes):
+            if self.head_weight is None:
+                start = 1 + self.code_offsets[level]
+                weight = self.token_table.weight[start : start + size]  # [V_level, d]
+            else:
+                weight = self.head_weight[level, :size]
+            heads.append((weight.T, self.head_bias[level, :size]))
+        return heads
+
     def stacked_heads(self) -> torch.Tensor:
         """Every level's output weights, ``[C, V_max, d]`` (rows past a level's size unused)."""
         if self.head_weight is None:
             return self.token_table.weight[self.head_rows]
         return self.head_weight
+
+
+def _norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    # The module's own layer norm without the nn.Module call and F.layer_norm wrapper overhead.
+    return torch.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)

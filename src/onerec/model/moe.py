@@ -31,6 +31,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import distributed as dist
 from torch import nn
 
 LoadBalance = Literal["aux_loss", "bias", "both", "none"]
@@ -54,19 +55,44 @@ class Routing:
 
 
 def switch_aux_loss(
-    probs: torch.Tensor, expert_index: torch.Tensor, num_experts: int
+    probs: torch.Tensor,
+    expert_index: torch.Tensor,
+    num_experts: int,
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``N · Σ_i f_i · P_i`` for router ``probs [A, N]`` and chosen ``expert_index [A, k]``.
 
-    ``f_i = count_i / (A · k)`` (non-differentiable), ``P_i = mean_t probs[t, i]``.
+    ``f_i = count_i / Σ count`` (non-differentiable), ``P_i = mean_t probs[t, i]``. ``counts
+    [N]`` defaults to this batch's assignment counts (``Σ count = A · k``); data-parallel
+    training passes the counts of the whole global batch (:func:`data_parallel_expert_counts`).
     """
-    assignments = expert_index.numel()
-    if assignments == 0:
+    if expert_index.numel() == 0 or probs.shape[0] == 0:
         return probs.sum() * 0.0
-    counts = torch.bincount(expert_index.reshape(-1), minlength=num_experts).to(probs.dtype)
-    fraction = counts / assignments  # [N]
+    if counts is None:
+        counts = torch.bincount(expert_index.reshape(-1), minlength=num_experts)
+    counts = counts.to(probs.dtype)
+    fraction = counts / counts.sum()  # [N]
     mean_prob = probs.mean(dim=0)  # [N]
     return num_experts * torch.sum(fraction * mean_prob)
+
+
+def data_parallel_expert_counts(counts: torch.Tensor) -> torch.Tensor:
+    """Expert assignment counts ``[N]`` summed over the ranks of a data-parallel training step.
+
+    The Switch aux loss ``N · Σ_i f_i · P_i`` is a product of two batch-level averages, so
+    per-rank values do not average to the single-process value. With ``f_i`` taken from the
+    global batch's counts (this all-reduce) and ``P_i`` from the rank's own tokens, the trainer's
+    token-weighted mean over ranks (``LossOutput.weight`` = routed tokens) is exactly the
+    single-process aux loss, value and gradient; the aux-loss-free bias update also sees the
+    global load, so every rank moves its bias as one process would. Counts carry no gradient.
+
+    Identity without a torch.distributed process group of more than one process.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return counts
+    total = counts.detach().to(torch.float64)  # exact integer sums, any backend
+    dist.all_reduce(total)
+    return total.to(counts.dtype)
 
 
 class TopKRouter(nn.Module):
@@ -107,9 +133,14 @@ class TopKRouter(nn.Module):
         return Routing(expert_index=expert_index, gates=gates, probs=probs)
 
     @torch.no_grad()
-    def update_bias(self, expert_index: torch.Tensor) -> None:
-        """One aux-loss-free step: raise the bias of under-loaded experts, lower over-loaded."""
-        counts = torch.bincount(expert_index.reshape(-1), minlength=self.num_experts).float()
+    def update_bias(self, expert_index: torch.Tensor, counts: torch.Tensor | None = None) -> None:
+        """One aux-loss-free step: raise the bias of under-loaded experts, lower over-loaded.
+
+        ``counts [N]`` overrides the counts of ``expert_index`` (data parallel: global counts).
+        """
+        if counts is None:
+            counts = torch.bincount(expert_index.reshape(-1), minlength=self.num_experts)
+        counts = counts.float()
         self.expert_bias += self.bias_update_rate * torch.sign(counts.mean() - counts)
 
 
@@ -178,11 +209,16 @@ class MoEFeedForward(nn.Module):
         if real_rows is not None:
             full = x.new_zeros(batch * length, width)
             combined = full.index_copy_(0, real_rows, combined)
+        balance_counts = counts_tensor  # [N] what load balancing sees
+        if self.training and torch.is_grad_enabled():  # a data-parallel training step
+            balance_counts = data_parallel_expert_counts(counts_tensor)
         if self.training and self.router.load_balance in ("bias", "both"):
-            self.router.update_bias(routing.expert_index)
+            self.router.update_bias(routing.expert_index, balance_counts)
         stats = MoEStats(
-            aux_loss=switch_aux_loss(routing.probs, routing.expert_index, self.router.num_experts),
-            expert_load=(counts_tensor.to(x.dtype) / max(flat_expert.numel(), 1)).detach(),
+            aux_loss=switch_aux_loss(
+                routing.probs, routing.expert_index, self.router.num_experts, balance_counts
+            ),
+            expert_load=(balance_counts.to(x.dtype) / balance_counts.sum().clamp(min=1)).detach(),
         )
         return combined.view(batch, length, width), stats
 
@@ -235,3 +271,92 @@ def build_ffn(
         return DenseFeedForward(d_model, top_k * expert_hidden, out_std=out_std)
     router = TopKRouter(d_model, num_experts, top_k, renormalize, load_balance, bias_update_rate)
     return MoEFeedForward(router, GroupedExperts(d_model, expert_hidden, num_experts, out_std))
+
+
+# -- inference fast path (eval / generation) -------------------------------------------------
+# Below this many multiply-adds (tokens x experts x d x hidden), inference runs *every* expert on
+# every token as one batched product and zeroes the unchosen ones through the gate weights:
+# 8 experts x 20 beams is 3x cheaper as one baddbmm pair than as a routed loop of 16 small
+# addmm calls plus the argsort / bincount / index_add dispatch (see docs/generator.md, speed).
+# Above it (large generation batches) the routed dispatch wins and is used.
+DENSE_INFERENCE_MAX_MACS = 12_000_000
+
+
+def all_experts(experts: GroupedExperts, x: torch.Tensor) -> torch.Tensor:
+    """Every expert on every token: ``x [A, d] -> [N, A, d]`` (one ``baddbmm`` per matmul)."""
+    inputs = x.expand(experts.num_experts, -1, -1)  # [N, A, d], no copy
+    hidden = F.gelu(torch.baddbmm(experts.b_in.unsqueeze(1), inputs, experts.w_in))  # [N, A, h]
+    return torch.baddbmm(experts.b_out.unsqueeze(1), hidden, experts.w_out)  # [N, A, d]
+
+
+def routed_experts(experts: GroupedExperts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """The routed dispatch of :meth:`MoEFeedForward.forward` without statistics: ``[A, d]``."""
+    top_k = routing.expert_index.shape[1]
+    flat_expert = routing.expert_index.reshape(-1)  # [A*k]
+    order = torch.argsort(flat_expert, stable=True)  # assignments grouped by expert
+    token_of_assignment = order // top_k  # [A*k]
+    counts = torch.bincount(flat_expert, minlength=experts.num_experts).tolist()
+    out_sorted = experts(x.index_select(0, token_of_assignment), counts)  # [A*k, d]
+    out_sorted = out_sorted * routing.gates.reshape(-1)[order].unsqueeze(1)
+    return torch.zeros_like(x).index_add_(0, token_of_assignment, out_sorted)  # [A, d]
+
+
+def route_inference(router: TopKRouter, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:meth:`TopKRouter.forward`'s ``(expert_index [A, k], gates [A, k])`` in fewer operators.
+
+    Without a selection bias the top-k *values* of the probabilities are the gates (the same
+    floats that ``probs.gather`` returns), so the gather is skipped; otherwise identical.
+    """
+    probs = torch.softmax(F.linear(x, router.gate.weight), dim=-1)  # [A, N]
+    if router.load_balance in ("bias", "both"):
+        expert_index = torch.topk(probs + router.expert_bias, router.top_k, dim=-1).indices
+        gates = probs.gather(1, expert_index)
+    else:
+        gates, expert_index = torch.topk(probs, router.top_k, dim=-1)  # [A, k] each
+    if router.renormalize:
+        gates = gates / gates.sum(dim=-1, keepdim=True)
+    return expert_index, gates
+
+
+def moe_inference(moe: MoEFeedForward, x: torch.Tensor) -> torch.Tensor:
+    """Inference output of an MoE layer for tokens ``x [A, d] -> [A, d]``.
+
+    Same routing (:func:`route_inference`, including a load-balancing bias) and the same
+    ``Σ_chosen gate · expert(x)`` as :meth:`MoEFeedForward.forward`, but no statistics and no
+    bias update — for generation, where nothing reads them. Small batches take the all-experts
+    product (:data:`DENSE_INFERENCE_MAX_MACS`), large ones the routed dispatch. Equal to
+    ``moe(x)`` up to float rounding (``tests/model/test_moe_inference.py``).
+    """
+    experts = moe.experts
+    tokens, width = x.shape
+    macs = tokens * experts.num_experts * width * experts.w_in.shape[2]
+    if macs > DENSE_INFERENCE_MAX_MACS:
+        return routed_experts(experts, x, moe.router(x))
+    expert_index, gates = route_inference(moe.router, x)
+    weights = torch.zeros(tokens, experts.num_experts, dtype=x.dtype, device=x.device)
+    weights.scatter_(1, expert_index, gates)  # [A, N]
+    outputs = all_experts(experts, x)  # [N, A, d]
+    # [A, 1, N] @ [A, N, d] -> [A, 1, d]: unchosen experts have weight 0.
+    return torch.bmm(weights.unsqueeze(1), outputs.transpose(0, 1)).view(tokens, width)
+
+
+def ffn_inference(
+    ffn: nn.Module,
+    x: torch.Tensor,  # [B, T, d]
+    token_mask: torch.Tensor | None = None,  # [B, T] real tokens
+) -> torch.Tensor:
+    """Any decoder FFN at inference: :func:`moe_inference` for an MoE layer, else ``ffn(x)``.
+
+    Masked-out tokens give 0, as in :meth:`MoEFeedForward.forward`.
+    """
+    if not isinstance(ffn, MoEFeedForward):
+        out: torch.Tensor = ffn(x, token_mask)[0]
+        return out
+    batch, length, width = x.shape
+    flat = x.reshape(-1, width)  # [B*T, d]
+    if token_mask is None or bool(token_mask.all()):
+        return moe_inference(ffn, flat).view(batch, length, width)
+    real_rows = token_mask.reshape(-1).nonzero().squeeze(1)  # [A]
+    routed = moe_inference(ffn, flat.index_select(0, real_rows))  # [A, d]
+    full = x.new_zeros(batch * length, width).index_copy_(0, real_rows, routed)
+    return full.view(batch, length, width)

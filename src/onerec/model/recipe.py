@@ -40,9 +40,10 @@ from onerec.baselines.runs import (
 from onerec.config import StrictModel, build_config
 from onerec.data import EvalExamples
 from onerec.eval import MetricsReport, ranking_metrics
+from onerec.eval.sharded import sharded_topk
 from onerec.generation.recommend import recommend_topk
 from onerec.model.artifacts import load_generator, save_generator
-from onerec.model.batching import GeneratorBatches, sliding_session_examples
+from onerec.model.batching import GeneratorBatches, pad_histories, sliding_session_examples
 from onerec.model.config import NAMED_SIZES, GeneratorConfig
 from onerec.model.generator import OneRecGenerator
 from onerec.model.loss import generator_loss
@@ -56,6 +57,7 @@ from onerec.training import (
     resolve_device,
     seed_everything,
 )
+from onerec.training.distributed import barrier, is_main_process, main_process_first
 
 
 class TokenizerSection(StrictModel):
@@ -151,23 +153,40 @@ def evaluate_generator(
     ks: Sequence[int] | None = None,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Full-ranking metrics of beam-search top-``max(ks)`` lists against the held-out items."""
+    """Full-ranking metrics of beam-search top-``max(ks)`` lists against the held-out items.
+
+    Under ``torchrun`` the users are split across the ranks (every rank must call this) and
+    each rank runs exactly the beam-search batches one process would — ``recommend_topk``
+    batches users sorted by history length, so the split follows that order — hence the
+    metrics are identical to a single-process run; without a process group it is the plain call.
+    """
     ks = list(ks or cfg.ks)
     top_k = max(ks)
     if cfg.beam_width < top_k:
         raise ValueError(f"eval.beam_width {cfg.beam_width} must be at least max(ks) = {top_k}")
-    topk, _ = recommend_topk(
-        model,
-        examples.histories,
-        tokenizer.codes,
-        tokenizer.trie,
-        top_k=top_k,
-        beam_width=cfg.beam_width,
-        batch_size=cfg.batch_size,
-        exclude_history=cfg.exclude_history,
-        progress=progress,
-    )
-    return ranking_metrics(topk, np.asarray(examples.targets), ks)
+    histories = examples.histories
+    targets = np.asarray(examples.targets)
+    if len(targets) == 0:
+        return ranking_metrics(np.zeros((0, top_k), dtype=np.int64), targets, ks)
+    _, lengths = pad_histories(histories, model.config.max_history)
+    order = np.argsort(lengths, kind="stable")  # recommend_topk's batching order
+
+    def topk_of(indices: np.ndarray) -> np.ndarray:
+        items, _ = recommend_topk(
+            model,
+            [histories[int(i)] for i in indices],
+            tokenizer.codes,
+            tokenizer.trie,
+            top_k=top_k,
+            beam_width=cfg.beam_width,
+            batch_size=cfg.batch_size,
+            exclude_history=cfg.exclude_history,
+            progress=progress and is_main_process(),
+        )
+        return items
+
+    topk = sharded_topk(topk_of, len(targets), cfg.batch_size, order)
+    return ranking_metrics(topk, targets, ks)
 
 
 def sample_examples(examples: EvalExamples, count: int | None, seed: int) -> EvalExamples:
@@ -221,7 +240,11 @@ def train_generator(
     def loss_fn(net: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         assert isinstance(net, OneRecGenerator)
         out = generator_loss(net, batch, weight)
-        return LossOutput(out.loss, out.metrics)
+        # The CE is a mean over target tokens: weighting each rank by its count makes the
+        # data-parallel loss the single-process one. The MoE aux loss (global expert fractions,
+        # rank-mean router probabilities; see moe.data_parallel_expert_counts) is a mean over
+        # routed tokens, which equal the target tokens for m = 1 (exact) and nearly for m > 1.
+        return LossOutput(out.loss, out.metrics, weight=out.metrics["target_tokens"])
 
     ks = sorted(set(cfg.eval.ks) | {10})  # ndcg@10 drives early stopping
     valid_sample = sample_examples(data.split.valid, cfg.eval.valid_users, train_cfg.seed)
@@ -276,21 +299,26 @@ def run_generator_task(config: dict[str, Any], run_dir: Path) -> MetricsReport:
     """``onerec train`` for ``task = "generator"``: tokenizer, train, save model dir, metrics."""
     cfg = build_config(GeneratorRunConfig, config, source="generator config")
     started = time.perf_counter()
-    data = load_split(cfg.data)
-    tokenizer = prepare_tokenizer(cfg.tokenizer, cfg.data)
-    write_run_config(
-        run_dir,
-        {
-            **cfg.model_dump(),
-            "dataset_fingerprint": data_fingerprint(data.dataset) if data.dataset else {},
-        },
-    )
+    # Under torchrun every rank loads the data and fits the same (seeded) tokenizer; rank 0 goes
+    # first so that caches (embeddings, prepared data) are written once and then only read.
+    with main_process_first():
+        data = load_split(cfg.data)
+        tokenizer = prepare_tokenizer(cfg.tokenizer, cfg.data)
+    if is_main_process():  # rank 0 alone writes the run directory
+        write_run_config(
+            run_dir,
+            {
+                **cfg.model_dump(),
+                "dataset_fingerprint": data_fingerprint(data.dataset) if data.dataset else {},
+            },
+        )
     trained = train_generator(cfg, data, tokenizer, run_dir)
     model, result = trained.model, trained.result
     item_ids = None
     if data.dataset is not None:
         item_ids = data.dataset.items.sort("item_idx")["item_id"].cast(str).to_list()
-    save_generator(run_dir / MODEL_DIR, model, tokenizer, item_ids)
+    if is_main_process():
+        save_generator(run_dir / MODEL_DIR, model, tokenizer, item_ids)
     meta = {
         "task": "generator",
         "dataset": data.name,
@@ -313,7 +341,9 @@ def run_generator_task(config: dict[str, Any], run_dir: Path) -> MetricsReport:
     }
     meta["expert_load"] = [[round(x, 4) for x in layer] for layer in trained.expert_load]
     report = MetricsReport(trained.metrics, meta)
-    report.save(run_dir / METRICS_FILE)
+    if is_main_process():
+        report.save(run_dir / METRICS_FILE)
+    barrier()  # the run directory is complete before any rank returns
     return report
 
 

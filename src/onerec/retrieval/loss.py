@@ -31,8 +31,15 @@ def sampled_softmax_logq_loss(
     neg_item_ids: torch.Tensor | None = None,
     neg_log_q: torch.Tensor | None = None,
     temperature: float = 1.0,
+    row_offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean corrected softmax loss and the ``[B, B + N]`` corrected logits (masked = −inf).
+
+    Data-parallel training passes ``user_vecs`` of this rank's ``R`` rows only, with the
+    positives of the whole global batch (``[B, …]``, gathered across ranks) and ``row_offset``
+    = index of its first row in the batch: user ``i``'s positive is candidate
+    ``row_offset + i``. The logits are then ``[R, B + N]`` and the loss the mean over the ``R``
+    rows, so the ranks' row-weighted mean is the single-process loss.
 
     Args:
         user_vecs: ``[B, d]`` user (query) vectors.
@@ -53,13 +60,16 @@ def sampled_softmax_logq_loss(
         cand_vecs = torch.cat([cand_vecs, neg_item_vecs], dim=0)  # [B + N, d]
         cand_ids = torch.cat([cand_ids, neg_item_ids], dim=0)
         cand_log_q = torch.cat([cand_log_q, neg_log_q], dim=0)
-    batch = user_vecs.shape[0]
-    logits = user_vecs @ cand_vecs.T / temperature - cand_log_q.unsqueeze(0)  # [B, B + N]
-    same_item = pos_item_ids.unsqueeze(1) == cand_ids.unsqueeze(0)  # [B, B + N]
+    rows = user_vecs.shape[0]
+    if not 0 <= row_offset <= pos_item_ids.shape[0] - rows:
+        raise ValueError(f"row_offset {row_offset} + {rows} rows exceeds {pos_item_ids.shape[0]}")
+    labels = torch.arange(row_offset, row_offset + rows, device=user_vecs.device)  # [R]
+    logits = user_vecs @ cand_vecs.T / temperature - cand_log_q.unsqueeze(0)  # [R, B + N]
+    own_ids = pos_item_ids[row_offset : row_offset + rows]  # [R]
+    same_item = own_ids.unsqueeze(1) == cand_ids.unsqueeze(0)  # [R, B + N]
     own_column = torch.zeros_like(same_item)
-    own_column[:, :batch] = torch.eye(batch, dtype=torch.bool, device=same_item.device)
+    own_column[torch.arange(rows, device=same_item.device), labels] = True
     logits = logits.masked_fill(same_item & ~own_column, float("-inf"))
-    labels = torch.arange(batch, device=user_vecs.device)
     return F.cross_entropy(logits, labels), logits
 
 

@@ -42,6 +42,8 @@ from onerec.retrieval.loss import sampled_softmax_logq_loss
 from onerec.retrieval.model import CRMModel, TwoTowerConfig
 from onerec.retrieval.strategies import DEFAULT_TDM_QUANTILES
 from onerec.training import LossOutput, TrainConfig, Trainer, seed_everything
+from onerec.training.distributed import barrier, is_main_process, main_process_first
+from onerec.training.sharding import batch_offset, gather_batch_rows
 
 
 class RetrievalDataConfig(StrictModel):
@@ -233,24 +235,30 @@ def build_model(cfg: CRMTrainConfig, data: RetrievalData) -> CRMModel:
 
 
 def crm_loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
-    """The Trainer's loss: corrected sampled softmax over in-batch + sampled negatives."""
+    """The Trainer's loss: corrected sampled softmax over in-batch + sampled negatives.
+
+    Under data-parallel training each rank encodes its own rows and the positives of all
+    ranks are gathered (differentiably), so every user sees the whole global batch as in-batch
+    negatives — the same candidates, loss and gradient as one process.
+    """
     model = cast(CRMModel, model)
     cond = batch["condition"] if model.config.condition != "none" else None
-    user_vecs = model.user_vectors(batch["history"], cond, batch["user_idx"])  # [B, d]
-    pos_vecs = model.item_vectors(batch["target"])  # [B, d]
+    user_vecs = model.user_vectors(batch["history"], cond, batch["user_idx"])  # [R, d]
+    pos_vecs = gather_batch_rows(model.item_vectors(batch["target"]))  # [B, d]
     negatives = batch.get("negatives")
     neg_vecs = model.item_vectors(negatives) if negatives is not None else None
     loss, _ = sampled_softmax_logq_loss(
         user_vecs,
         pos_vecs,
-        batch["target"],
-        batch["target_log_q"],
+        gather_batch_rows(batch["target"]),
+        gather_batch_rows(batch["target_log_q"]),
         neg_vecs,
         negatives,
         batch.get("negative_log_q"),
         temperature=model.config.temperature,
+        row_offset=batch_offset(),
     )
-    return LossOutput(loss=loss)
+    return LossOutput(loss=loss, weight=float(user_vecs.shape[0]))  # a mean over the R rows
 
 
 def validation_fn(data: RetrievalData, cfg: RetrievalEvalConfig) -> Any:
@@ -304,7 +312,9 @@ def _train_retrieval(cfg: CRMTrainConfig, dataset: Any | None, save: bool) -> Re
     from onerec.retrieval.artifact import save_retrieval_model
 
     seed_everything(cfg.train.seed)
-    dataset = load_retrieval_dataset(cfg.data.dataset) if dataset is None else dataset
+    if dataset is None:
+        with main_process_first():  # torchrun: rank 0 prepares/caches the data first
+            dataset = load_retrieval_dataset(cfg.data.dataset)
     data = prepare_retrieval_data(dataset, cfg.data, cfg.model.max_history)
     model = build_model(cfg, data)
     batches = RetrievalBatches(
@@ -351,8 +361,9 @@ def _train_retrieval(cfg: CRMTrainConfig, dataset: Any | None, save: bool) -> Re
         "ann_recall@100": ann_recall(model, data, index, cfg.eval.ann_queries),
         "index": cfg.index.model_dump(),
     }
-    if save:
+    if save and is_main_process():  # under torchrun rank 0 alone writes the model directory
         save_retrieval_model(out_dir / "model", model, cfg, data, index, summary)
+    barrier()  # the directory is complete before any rank returns
     return RetrievalRun(model, data, index, summary, out_dir)
 
 

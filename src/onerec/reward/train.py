@@ -39,6 +39,7 @@ from onerec.training import (
     read_model_config,
     save_model_dir,
 )
+from onerec.training.distributed import barrier, is_main_process, main_process_first
 from onerec.training.seed import epoch_seed
 
 
@@ -124,7 +125,12 @@ def make_loss_fn(targets: list[TargetSpec]) -> Callable[[torch.nn.Module, Reward
         predictions = model.item_predictions(batch)  # type: ignore[operator]
         labels = {spec.name: batch[f"label_{spec.name}"] for spec in targets}
         total, parts = reward_loss(predictions, labels, batch["item_mask"], targets)
-        return LossOutput(total, {f"loss_{k}": float(v.detach()) for k, v in parts.items()})
+        # a mean over real session items: weighting data-parallel ranks by their item count
+        # makes the combined loss the single-process one
+        items = float(batch["item_mask"].sum())
+        return LossOutput(
+            total, {f"loss_{k}": float(v.detach()) for k, v in parts.items()}, weight=items
+        )
 
     return loss_fn
 
@@ -169,7 +175,8 @@ def validation_loss(
 def train_reward(recipe: RewardRecipe, dataset: PreparedDataset | None = None) -> RewardRun:
     """Train, evaluate and save a reward model (see the module docstring)."""
     if dataset is None:
-        dataset = load_dataset(recipe.data.dataset, data_root=recipe.data.data_root)
+        with main_process_first():  # torchrun: rank 0 prepares/caches the data first
+            dataset = load_dataset(recipe.data.dataset, data_root=recipe.data.data_root)
     data = prepare_reward_data(dataset, recipe)
     torch.manual_seed(recipe.train.seed)
     model = RewardModel(data.config, data.item_feature_ids)
@@ -185,6 +192,9 @@ def train_reward(recipe: RewardRecipe, dataset: PreparedDataset | None = None) -
     )
     train_result = trainer.fit()
     results = evaluate_reward(model, data.train, data.test, targets)
+    if not is_main_process():  # under torchrun rank 0 alone writes the output directory
+        barrier()
+        return RewardRun(model, data, results, train_result)
     save_reward_model(out_dir / "model", model)
     summary = {
         "dataset": dataset.name,
@@ -196,6 +206,7 @@ def train_reward(recipe: RewardRecipe, dataset: PreparedDataset | None = None) -
     }
     atomic_write_json(out_dir / "metrics.json", summary)
     atomic_write_text(out_dir / "report.md", results_markdown(results))
+    barrier()  # matches the other ranks' wait: the directory is complete when all return
     return RewardRun(model, data, results, train_result)
 
 

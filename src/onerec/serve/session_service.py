@@ -4,8 +4,9 @@ Everything a request needs is built once at start-up: the model in eval mode on 
 the item -> semantic-ID table as a tensor (``codes[item_idx]`` gathers a history's codes) and
 the trie's level tables as tensors (:class:`onerec.generation.TrieTensors`). A request is
 then: gather codes, encode, trie-constrained KV-cached beam search
-(:func:`onerec.generation.search`), and one teacher-forced decoder pass over the chosen
-session, which splits the session's log-probability into per-item scores.
+(:func:`onerec.generation.search`); the search also splits the best session's log-probability
+into per-item scores (the beam's score at each item boundary), so no second decoder pass is
+needed (``tests/generation/test_beam_parity.py`` checks them against a teacher-forced pass).
 
 Requests are served one at a time (a lock): on a few CPU cores two concurrent searches only
 fight over the same cores, and one at a time keeps tail latency predictable.
@@ -20,9 +21,7 @@ import numpy as np
 import torch
 
 from onerec.generation import TrieTensors, exclusion_mask, search
-from onerec.model import OneRecGenerator, token_logprobs
-from onerec.model.generator import DecodingState
-from onerec.model.targets import session_decoder_sequences
+from onerec.model import OneRecGenerator
 from onerec.serve.api_errors import ApiError
 from onerec.tokenizer.trie import PrefixTrie
 
@@ -126,24 +125,9 @@ class SessionRecommender:
                 f"no session of {session_items} distinct items could be generated for this "
                 "history under the exclusions; lower m or set exclude_history to false",
             )
-        item_scores = self._item_logprobs(state, items)
         return GeneratedSession(
             items=[int(i) for i in items.tolist()],
-            item_scores=[float(s) for s in item_scores.tolist()],
+            item_scores=[float(s) for s in result.item_scores[0, 0].tolist()],
             session_score=best_score,
             history_length=len(history),
         )
-
-    def _item_logprobs(self, state: DecodingState, items: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced log-probability of each item's codes in the session ``[m]``."""
-        session_codes = self.codes[items].unsqueeze(0)  # [1, m, C]
-        session_mask = torch.ones(1, items.shape[0], dtype=torch.bool, device=self.device)
-        decoder_input, targets, input_mask = session_decoder_sequences(
-            session_codes, session_mask, self.model.code_offsets
-        )
-        run = self.model.decoder(decoder_input, state.memory_kv, state.memory_mask, input_mask)
-        per_token = token_logprobs(self.model.decoder.logits(run.hidden), targets)  # [1, m(C+1)-1]
-        # Targets are the full sequence shifted by one; put back the (ignored) leading [BOS]
-        # so each item's C+1 slots line up, then sum per item.
-        padded = torch.cat([per_token.new_zeros(1, 1), per_token], dim=1)  # [1, m(C+1)]
-        return padded.view(items.shape[0], -1).sum(dim=1)  # [m]

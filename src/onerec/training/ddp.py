@@ -45,7 +45,14 @@ from onerec.training.distributed import (
     rank,
     world_size,
 )
-from onerec.training.sharding import batch_fingerprint, shard_batch
+from onerec.training.sharding import (
+    BatchShard,
+    batch_fingerprint,
+    batch_rows,
+    set_active_shard,
+    shard_batch,
+    shard_bounds,
+)
 
 if TYPE_CHECKING:
     from onerec.training.fsdp import ShardedModel
@@ -131,6 +138,7 @@ class ParallelTraining:
 
             unshard_model(self._sharded)
         self._wrapped = self._sharded = None
+        set_active_shard(None)
 
     # ------------------------------------------------------------ one micro-batch
     def shard(self, batch: Any) -> Any:
@@ -139,6 +147,10 @@ class ParallelTraining:
             return batch
         self._fingerprint = batch_fingerprint(batch)
         local, self._rows = shard_batch(batch, self.rank, self.world)
+        # where the rows sit, for losses that gather the whole batch (gather_batch_rows)
+        bounds = shard_bounds(batch_rows(batch), self.world)
+        sizes = tuple(bounds[r + 1] - bounds[r] for r in range(self.world))
+        set_active_shard(BatchShard(bounds[self.rank], self._rows, sizes))
         return local
 
     def forward(self, loss_fn: Callable[[nn.Module, Any], LossOutput], model: nn.Module,
@@ -160,6 +172,7 @@ class ParallelTraining:
         loss_value = float(output.loss.detach())
         if self.strategy == "none":
             return 1.0, {"loss": loss_value, **output.metrics}
+        set_active_shard(None)  # the forward is done; only a loss may gather the batch
         weight = 0.0 if self._rows == 0 else _weight(output, self._rows)
         parts = all_gather_objects((weight, loss_value, dict(output.metrics), self._fingerprint))
         if any(part[3] != parts[0][3] for part in parts):

@@ -58,9 +58,15 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     decay_embeddings: bool = False,
 ) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` (``foreach`` left to torch's default)."""
+    """AdamW over :func:`param_groups`, with the multi-tensor (``foreach``) update.
+
+    torch only picks ``foreach`` by itself when every parameter is on CUDA; on CPU its
+    per-parameter loop was ~5 % of a generator training step (bench/bench_generator.py).
+    ``foreach`` gives the same weights as the loop; ``fused`` was ~6 % faster still but not
+    bit-equal and not checked with FSDP2's sharded parameters, so it is not used.
+    """
     groups = param_groups(model, weight_decay, decay_embeddings)
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)  # type: ignore[arg-type]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, foreach=True)  # type: ignore[arg-type]
 
 
 def warmup_cosine_factor(

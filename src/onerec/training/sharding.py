@@ -16,6 +16,7 @@ Two rules make sharded results equal the single-process ones:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -98,6 +99,77 @@ def shard_batch(batch: Any, part: int, parts: int) -> tuple[Any, int]:
     if start == stop:
         return _slice_rows(batch, rows, 0, min(1, rows)), 0
     return _slice_rows(batch, rows, start, stop), stop - start
+
+
+@dataclass(frozen=True)
+class BatchShard:
+    """Where this rank's rows sit in the global batch of the current training step."""
+
+    start: int  # index of the rank's first row in the global batch
+    rows: int  # real rows it holds (0: a stand-in row with weight 0)
+    sizes: tuple[int, ...]  # real rows of every rank, in rank order (sum: the global batch)
+
+
+_ACTIVE_SHARD: BatchShard | None = None  # set by the trainer for each data-parallel micro-batch
+
+
+def set_active_shard(shard: BatchShard | None) -> None:
+    """Record the shard the trainer is about to run (``None``: not data parallel)."""
+    global _ACTIVE_SHARD
+    _ACTIVE_SHARD = shard
+
+
+def active_shard() -> BatchShard | None:
+    """The shard of the training step being computed (``None`` outside data-parallel training)."""
+    return _ACTIVE_SHARD
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather of uneven row blocks; backward sums each row's gradient over the ranks (every
+    rank's loss may use every row) and hands each rank the gradient of its own rows."""
+
+    @staticmethod
+    def forward(ctx: Any, local: torch.Tensor, sizes: tuple[int, ...], index: int) -> torch.Tensor:
+        width = max(sizes)
+        padded = local.new_zeros((width, *local.shape[1:]))
+        padded[: sizes[index]] = local[: sizes[index]]
+        gathered = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(gathered, padded.contiguous())
+        ctx.sizes, ctx.index, ctx.local_rows = sizes, index, local.shape[0]
+        return torch.cat([part[:n] for part, n in zip(gathered, sizes, strict=True)])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        total = grad.contiguous().clone()
+        dist.all_reduce(total)  # Σ over ranks of d(loss_r)/d(row)
+        start = sum(ctx.sizes[: ctx.index])
+        own = total.new_zeros((ctx.local_rows, *total.shape[1:]))
+        own[: ctx.sizes[ctx.index]] = total[start : start + ctx.sizes[ctx.index]]
+        return own, None, None
+
+
+def gather_batch_rows(local: torch.Tensor) -> torch.Tensor:
+    """A per-row tensor of this rank's shard ``[rows, …]`` → the whole global batch's
+    ``[B, …]`` (rank order = batch order), differentiable: gradients flow back to the rank that
+    computed each row. Losses that couple rows (in-batch negatives) use it to see the same
+    rows as one process. Outside data-parallel training it returns ``local`` unchanged.
+
+    Every rank must call it at the same point of its loss (it is a collective).
+    """
+    shard = active_shard()
+    if shard is None or not is_distributed():
+        return local
+    if not local.is_floating_point():  # ids and masks: no gradient to route back
+        with torch.no_grad():
+            return _GatherRows.apply(local, shard.sizes, rank())  # type: ignore[no-any-return]
+    return _GatherRows.apply(local, shard.sizes, rank())  # type: ignore[no-any-return]
+
+
+def batch_offset() -> int:
+    """Index in :func:`gather_batch_rows`'s output of this rank's first row (0 outside
+    data-parallel training, and for a stand-in row, which duplicates the batch's row 0)."""
+    shard = active_shard()
+    return 0 if shard is None or shard.rows == 0 else shard.start
 
 
 def batch_fingerprint(batch: Any) -> tuple[Any, ...]:

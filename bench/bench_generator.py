@@ -21,7 +21,7 @@ unique code tuples with Beauty's codebook sizes and random histories with Beauty
 The load average before and after is recorded: on a shared machine wall-clock figures are
 pessimistic, the ``process_cpu_seconds`` fields less so.
 
-    .venv/bin/python bench/bench_generator.py --tokenizer runs/gen/tok-beauty-text --threads 1
+    .venv/bin/python bench/bench_generator.py --tokenizer runs/generator-beauty/model/tokenizer --threads 1
 writes ``bench/results/generator_<name>.json`` and prints the figures.
 """
 
@@ -247,7 +247,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", default="configs/generator_beauty.toml")
-    parser.add_argument("--tokenizer", default="runs/gen/tok-beauty-text")
+    parser.add_argument("--tokenizer", default="runs/generator-beauty/model/tokenizer")
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--synthetic", action="store_true", help="skip real data")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))

@@ -329,6 +329,7 @@ def run_generator_task(config: dict[str, Any], run_dir: Path) -> MetricsReport:
         "final_step": result.final_step,
         "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 1),
+        "train_cpu_seconds": round(result.train_cpu_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "device": str(resolve_device(cfg.train.device)),
         "torch_threads": torch.get_num_threads(),

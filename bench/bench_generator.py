@@ -1,8 +1,9 @@
 """Generator throughput, before and after the speed work, in one run.
 
-* Training: tokens/s and MFU for each ``--optimizers`` variant (``plain`` = what
-  ``onerec.training`` builds, torch's per-parameter AdamW loop; ``foreach`` / ``fused`` = the
-  same update with torch's multi-tensor / fused kernels), every variant from the same initial
+* Training: tokens/s and MFU for each ``--optimizers`` variant (``plain`` = torch's
+  per-parameter AdamW loop, what ``onerec.training`` built before the speed work; ``foreach`` =
+  the multi-tensor update ``onerec.training.optim.build_optimizer`` builds now; ``fused`` =
+  torch's fused CPU kernel, not used by the trainer: not bit-equal), every variant from the same initial
   weights on the same batches. MFU = achieved FLOP/s / peak FLOP/s, where the peak is this
   machine's fp32 matmul rate measured in the same run with the same thread count (best of
   several square matmuls, before and after each training timing), and the FLOPs are counted on
@@ -104,9 +105,9 @@ def load_inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 OPTIMIZERS: dict[str, dict[str, Any]] = {
-    # What onerec.training.optim builds (torch's default on CPU: the per-parameter loop).
+    # Torch's default on CPU: the per-parameter loop (the trainer before the speed work).
     "plain": {},
-    # The same AdamW update with torch's multi-tensor kernels (one op per group and step).
+    # The same AdamW update with torch's multi-tensor kernels: what the trainer builds now.
     "foreach": {"foreach": True},
     # The same update in torch's fused CPU kernel.
     "fused": {"fused": True},
@@ -257,7 +258,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1024, help="users for the generation timing")
     parser.add_argument(
         "--optimizers",
-        default="plain,fused",
+        default="plain,foreach,fused",
         help=f"training variants to time, comma-separated, the first is 'before' ({', '.join(OPTIMIZERS)})",
     )
     parser.add_argument("--profile-steps", type=int, default=3, help="profiled training steps")

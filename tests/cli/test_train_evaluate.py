@@ -98,6 +98,18 @@ def test_sasrec_train_evaluate_and_override(tmp_path: Path) -> None:
         assert reloaded[key] == pytest.approx(trained[key], abs=1e-9), key
     assert json.loads((tmp_path / "r.json").read_text())["metrics"]["test"] == reloaded
 
+    # eval.* settings can be overridden after training (batch size: same figures) ...
+    result = runner.invoke(app, ["evaluate", str(run), "eval.batch_size=3"])
+    assert result.exit_code == 0, result.output
+    report = _last_json(result.output)
+    assert report["meta"]["overrides"] == ["eval.batch_size=3"]
+    for key in ("recall@10", "ndcg@10"):
+        assert report["metrics"]["test"][key] == pytest.approx(trained[key], abs=1e-9), key
+    # ... the model and the data cannot
+    result = runner.invoke(app, ["evaluate", str(run), "model.d_model=4"])
+    assert isinstance(result.exception, ConfigError)
+    assert "only eval.* settings" in str(result.exception)
+
 
 def test_user_errors_are_onerec_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"

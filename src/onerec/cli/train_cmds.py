@@ -45,6 +45,8 @@ Re-loads RUN_DIR/model (config.json + model.safetensors only), re-creates the le
 
 Under torchrun (e.g. torchrun --standalone --nproc-per-node 2 --no-python onerec evaluate RUN_DIR) the users are split across the processes, with identical figures; rank 0 prints.
 
+Evaluation settings saved with the run can be changed with eval.key=value overrides after the run directory, e.g. eval.beam_width=50 (generator) or eval.exclude_history=true; the model and data cannot.
+
 Example: onerec evaluate runs/sasrec-amazon-beauty-20250101-120000 --split both --ks 5,10
 """
 
@@ -171,6 +173,12 @@ def train(
 
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by `onerec train`")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="eval.key=value overrides of the saved evaluation settings, e.g. eval.beam_width=50"
+        ),
+    ] = None,
     split: Annotated[
         str, typer.Option("--split", help="test, valid, or both (valid then test)")
     ] = "test",
@@ -192,16 +200,33 @@ def evaluate(
     cutoffs = _parse_ks(ks)
     resolved = read_run_config(run_dir)
     task_fn = get_task(EVALUATE_TASKS, resolved.get("task"), f"{run_dir}/run_config.json")
+    resolved = _apply_eval_overrides(resolved, overrides or [])
     _set_threads(threads)
     init_distributed()  # under torchrun the users are split across the ranks (same numbers)
     report = task_fn(run_dir, resolved, splits, cutoffs)
     report.meta["run_dir"] = str(run_dir)
+    if overrides:
+        report.meta["overrides"] = list(overrides)
     if not is_main_process():
         return
     report.print(_console(), title=f"{resolved.get('task')} — {run_dir}")
     if json_out is not None:
         report.save(json_out)
     typer.echo(json.dumps(report.to_dict(), sort_keys=True))
+
+
+def _apply_eval_overrides(resolved: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``eval.*`` overrides; anything else would evaluate a different model or data set."""
+    from onerec.config import apply_overrides
+
+    for item in overrides:
+        if not item.startswith("eval."):
+            raise ConfigError(
+                f"evaluate override {item!r}: only eval.* settings can change after training "
+                "(e.g. eval.beam_width=50, eval.exclude_history=true); the model and data are "
+                "fixed by the run"
+            )
+    return apply_overrides(resolved, overrides)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,10 +21,9 @@ from onerec.baselines.runs import (
     DataSection,
     EvalSection,
     LoadedData,
-    check_fingerprint,
     data_fingerprint,
+    load_run_for_evaluation,
     load_split,
-    read_fingerprint,
     write_run_config,
 )
 from onerec.config import StrictModel, build_config
@@ -116,12 +115,8 @@ def evaluate_popular(
     run_dir: Path, resolved: dict[str, Any], splits: Sequence[str], ks: Sequence[int]
 ) -> MetricsReport:
     """Re-load a saved most-popular model and evaluate it."""
-    resolved = {k: v for k, v in resolved.items() if k != "dataset_fingerprint"}
-    cfg = build_config(PopularRunConfig, resolved, source=f"{run_dir}/run_config.json")
+    cfg, data = load_run_for_evaluation(run_dir, resolved, PopularRunConfig)
     cfg.eval.ks = list(ks)
-    data = load_split(cfg.data)
-    if data.dataset is not None:
-        check_fingerprint(run_dir, read_fingerprint(run_dir), data.dataset)
     model_cfg = read_model_config(run_dir / MODEL_DIR)
     model = MostPopular(int(model_cfg["num_items"]))
     load_state_into(model, run_dir / MODEL_DIR)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import Field
 
-from onerec.config import StrictModel
+from onerec.config import StrictModel, build_config
 from onerec.data import LeaveOneOutSplit, PreparedDataset, leave_one_out, load_dataset
 from onerec.errors import CheckpointError
 from onerec.io import atomic_write_json, read_json
@@ -116,3 +116,23 @@ def read_fingerprint(run_dir: Path) -> dict[str, Any]:
     """The data fingerprint saved in ``run_config.json`` (empty if none was saved)."""
     fingerprint: dict[str, Any] = read_run_config(run_dir).get("dataset_fingerprint", {})
     return fingerprint
+
+
+RunConfigT = TypeVar("RunConfigT", bound=StrictModel)
+
+
+def load_run_for_evaluation(
+    run_dir: Path, resolved: dict[str, Any], config_cls: type[RunConfigT]
+) -> tuple[RunConfigT, LoadedData]:
+    """A run's validated config and its leave-one-out data, refusing data that changed.
+
+    ``resolved`` is the run's ``run_config.json`` (its ``dataset_fingerprint`` is checked
+    against the data loaded now, then left out of the config); ``config_cls`` must have a
+    ``data: DataSection`` field.
+    """
+    settings = {k: v for k, v in resolved.items() if k != "dataset_fingerprint"}
+    cfg = build_config(config_cls, settings, source=f"{run_dir}/run_config.json")
+    data = load_split(cfg.data)  # type: ignore[attr-defined]
+    if data.dataset is not None:
+        check_fingerprint(run_dir, read_fingerprint(run_dir), data.dataset)
+    return cfg, data

@@ -23,10 +23,9 @@ from onerec.baselines.runs import (
     DataSection,
     EvalSection,
     LoadedData,
-    check_fingerprint,
     data_fingerprint,
+    load_run_for_evaluation,
     load_split,
-    read_fingerprint,
     write_run_config,
 )
 from onerec.baselines.sasrec import SASRec, SASRecConfig, full_softmax_ce
@@ -151,11 +150,7 @@ def evaluate_sasrec(
     run_dir: Path, resolved: dict[str, Any], splits: Sequence[str], ks: Sequence[int]
 ) -> MetricsReport:
     """Re-load ``run_dir/model`` (config.json + safetensors) and evaluate on ``splits``."""
-    resolved = {k: v for k, v in resolved.items() if k != "dataset_fingerprint"}
-    cfg = build_config(SASRecRunConfig, resolved, source=f"{run_dir}/run_config.json")
-    data = load_split(cfg.data)
-    if data.dataset is not None:
-        check_fingerprint(run_dir, read_fingerprint(run_dir), data.dataset)
+    cfg, data = load_run_for_evaluation(run_dir, resolved, SASRecRunConfig)
     model_cfg = read_model_config(run_dir / MODEL_DIR)
     model_cfg.pop("kind", None)
     model = SASRec(build_config(SASRecConfig, model_cfg, source=f"{run_dir}/model/config.json"))

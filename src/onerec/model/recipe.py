@@ -31,10 +31,9 @@ from onerec.baselines.runs import (
     MODEL_DIR,
     DataSection,
     LoadedData,
-    check_fingerprint,
     data_fingerprint,
+    load_run_for_evaluation,
     load_split,
-    read_fingerprint,
     write_run_config,
 )
 from onerec.config import StrictModel, build_config
@@ -352,11 +351,7 @@ def evaluate_generator_run(
     run_dir: Path, resolved: dict[str, Any], splits: Sequence[str], ks: Sequence[int]
 ) -> MetricsReport:
     """Re-load ``run_dir/model`` (safetensors + JSON + tokenizer) and evaluate on ``splits``."""
-    resolved = {k: v for k, v in resolved.items() if k != "dataset_fingerprint"}
-    cfg = build_config(GeneratorRunConfig, resolved, source=f"{run_dir}/run_config.json")
-    data = load_split(cfg.data)
-    if data.dataset is not None:
-        check_fingerprint(run_dir, read_fingerprint(run_dir), data.dataset)
+    cfg, data = load_run_for_evaluation(run_dir, resolved, GeneratorRunConfig)
     loaded = load_generator(run_dir / MODEL_DIR, resolve_device(cfg.train.device))
     examples = {"valid": data.split.valid, "test": data.split.test}
     return MetricsReport(

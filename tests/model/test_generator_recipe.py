@@ -16,9 +16,16 @@ from typer.testing import CliRunner
 from onerec.cli.app import app
 from onerec.data import prepare_dataset
 from onerec.model.artifacts import load_generator
-from onerec.model.recipe import GeneratorRunConfig, evaluate_generator_run, run_generator_task
+from onerec.model.recipe import (
+    GeneratorRunConfig,
+    evaluate_generator_run,
+    load_split,
+    run_generator_task,
+)
+from onerec.tokenizer import pipeline
 
 NUM_ITEMS = 30
+COLLAB_SEQUENCES: list[list[np.ndarray]] = []  # what the tokenizer's co-occurrence counts saw
 
 
 def _cyclic_world(path: Path, users: int = 150, seed: int = 0) -> Path:
@@ -66,11 +73,38 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     run_dir = root / "run"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: one thread beats two contended ones
+    real_collab = pipeline.collaborative_embeddings
+
+    def spy(sequences: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        COLLAB_SEQUENCES.append([np.asarray(seq).copy() for seq in sequences])
+        return real_collab(sequences, *args, **kwargs)
+
     try:
-        report = run_generator_task(_config(prepared), run_dir)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pipeline, "collaborative_embeddings", spy)
+            report = run_generator_task(_config(prepared), run_dir)
     finally:
         torch.set_num_threads(threads)
     return run_dir, report.to_dict()
+
+
+def test_tokenizer_counts_co_occurrence_on_the_training_split_only(
+    trained_run: tuple[Path, dict[str, Any]],
+) -> None:
+    # Leave-one-out: every user's last two items (validation, test targets) must not shape the
+    # semantic IDs, so the collaborative vectors see each sequence without them.
+    run_dir, _ = trained_run
+    resolved = json.loads((run_dir / "run_config.json").read_text())
+    full = load_split(
+        GeneratorRunConfig.model_validate(
+            {k: v for k, v in resolved.items() if k != "dataset_fingerprint"}
+        ).data
+    ).dataset.sequences()
+    assert len(COLLAB_SEQUENCES) == 1
+    seen = COLLAB_SEQUENCES[0]
+    assert len(seen) == len(full)
+    for got, whole in zip(seen, full, strict=True):
+        np.testing.assert_array_equal(got, whole[:-2])
 
 
 def test_run_learns_the_walk_and_saves_everything(trained_run: tuple[Path, dict[str, Any]]) -> None:

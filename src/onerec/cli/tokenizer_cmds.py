@@ -33,7 +33,10 @@ def tokenize(
     ] = None,
     embeddings: Annotated[
         str | None,
-        typer.Option("--embeddings", help="text | collab | PATH (.npy, .parquet, .safetensors)."),
+        typer.Option(
+            "--embeddings",
+            help="text | collab | text+collab | PATH (.npy, .parquet, .safetensors).",
+        ),
     ] = None,
     levels: Annotated[
         int | None, typer.Option("--levels", help="k-means levels L (default 3).")
@@ -92,7 +95,7 @@ def tokenize(
     if text_columns:
         emb["text_columns"] = [c.strip() for c in text_columns.split(",") if c.strip()]
     if embeddings is not None:
-        if embeddings in ("text", "collab"):
+        if embeddings in ("text", "collab", "text+collab"):
             emb["kind"] = embeddings
         else:
             emb.update(kind="file", path=embeddings)

@@ -132,14 +132,26 @@ def build_generator_config(
     return GeneratorConfig.named(model_section.get("size", "small"), codebook_sizes, **fields)
 
 
-def prepare_tokenizer(section: TokenizerSection, data: DataSection) -> SemanticTokenizer:
-    """Load ``section.path``, or fit a tokenizer on the data set's item embeddings."""
+def prepare_tokenizer(
+    section: TokenizerSection,
+    data: DataSection,
+    train_sequences: Sequence[np.ndarray] | None = None,
+) -> SemanticTokenizer:
+    """Load ``section.path``, or fit a tokenizer on the data set's item embeddings.
+
+    Collaborative embeddings are counted on ``train_sequences`` (the training split), so the
+    validation and test items' co-occurrences never shape the codes.
+    """
     if section.path is not None:
         return SemanticTokenizer.load(section.path)
     from onerec.tokenizer.pipeline import build_embeddings
 
     embeddings = build_embeddings(
-        data.dataset, section.embeddings, data.data_root, show_progress=False
+        data.dataset,
+        section.embeddings,
+        data.data_root,
+        show_progress=False,
+        sequences=train_sequences,
     )
     return SemanticTokenizer.fit(embeddings.matrix, None, section.fit)
 
@@ -302,7 +314,7 @@ def run_generator_task(config: dict[str, Any], run_dir: Path) -> MetricsReport:
     # first so that caches (embeddings, prepared data) are written once and then only read.
     with main_process_first():
         data = load_split(cfg.data)
-        tokenizer = prepare_tokenizer(cfg.tokenizer, cfg.data)
+        tokenizer = prepare_tokenizer(cfg.tokenizer, cfg.data, data.split.train_sequences)
     if is_main_process():  # rank 0 alone writes the run directory
         write_run_config(
             run_dir,

@@ -38,10 +38,16 @@ class EmbeddingSourceConfig(StrictModel):
     """Where ``onerec tokenize`` gets item embeddings from.
 
     ``kind``: ``text`` (MiniLM over ``text_columns``), ``collab`` (PPMI co-occurrence + SVD over
-    the interaction sequences) or ``file`` (``path``: ``.npy``, ``.parquet`` or ``.safetensors``).
+    the interaction sequences), ``text+collab`` (both, each row L2-normalised, the collaborative
+    part scaled by ``collab_weight``, concatenated) or ``file`` (``path``: ``.npy``, ``.parquet``
+    or ``.safetensors``).
+
+    Collaborative vectors count co-occurrences in the sequences they are given. ``onerec train``
+    passes only the training split's sequences, so a benchmark's held-out pairs never shape the
+    semantic IDs; ``onerec tokenize`` uses every interaction of the data set.
     """
 
-    kind: Literal["text", "collab", "file"] = "text"
+    kind: Literal["text", "collab", "text+collab", "file"] = "text"
     path: str | None = None
     text_columns: list[str] = Field(default_factory=lambda: ["text"])
     on_missing_text: Literal["error", "placeholder"] = "error"
@@ -51,6 +57,9 @@ class EmbeddingSourceConfig(StrictModel):
     cache_dir: str | None = None
     collab_dim: int = Field(default=64, ge=1)
     collab_window: int = Field(default=5, ge=1)
+    collab_weight: float = Field(
+        default=1.0, gt=0.0, description="text+collab: scale of the (unit) collaborative part"
+    )
     tensor_name: str | None = None
 
 

@@ -5,6 +5,7 @@ Kept apart from the CLI so it can be called (and tested) without typer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,15 @@ def build_embeddings(
     config: EmbeddingSourceConfig,
     data_root: str | Path | None = None,
     show_progress: bool = True,
+    sequences: Sequence[np.ndarray] | None = None,
 ) -> ItemEmbeddings:
-    """Item embeddings for a data set (name or prepared dir) or from a file alone."""
+    """Item embeddings for a data set (name or prepared dir) or from a file alone.
+
+    ``sequences`` (``item_idx`` arrays) are what collaborative vectors are counted on; ``None``
+    means every user's whole sequence. Training recipes pass their training split, and then an
+    item that co-occurs with nothing there gets a zero collaborative vector (instead of an
+    error): it is one of the few items seen only in held-out positions.
+    """
     if config.kind == "file" and not config.path:
         raise OnerecError("embeddings kind 'file' needs a path (--embeddings PATH)")
     if source is None:
@@ -65,15 +73,20 @@ def build_embeddings(
         assert config.path is not None
         matrix = load_embedding_matrix(config.path, item_ids, tensor_name=config.tensor_name)
         return ItemEmbeddings(matrix, item_ids, f"file {config.path}")
-    if config.kind == "collab":
-        matrix = collaborative_embeddings(
-            dataset.sequences(), dataset.num_items, config.collab_dim, config.collab_window
+    collab: np.ndarray | None = None
+    collab_note = f"collaborative PPMI+SVD dim {config.collab_dim} window {config.collab_window}"
+    if config.kind in ("collab", "text+collab"):
+        collab = collaborative_embeddings(
+            dataset.sequences() if sequences is None else sequences,
+            dataset.num_items,
+            config.collab_dim,
+            config.collab_window,
+            on_missing="error" if sequences is None else "zero",
         )
-        return ItemEmbeddings(
-            matrix,
-            item_ids,
-            f"collaborative PPMI+SVD dim {config.collab_dim} window {config.collab_window}",
-        )
+        if sequences is not None:
+            collab_note += " (training split only)"
+        if config.kind == "collab":
+            return ItemEmbeddings(collab, item_ids, collab_note)
     cache_dir = Path(config.cache_dir) if config.cache_dir else DEFAULT_CACHE_DIR
     matrix = text_embeddings(
         items,
@@ -85,7 +98,29 @@ def build_embeddings(
         placeholder=config.placeholder,
         show_progress=show_progress,
     )
-    return ItemEmbeddings(matrix, item_ids, f"text MiniLM over {config.text_columns}")
+    text_note = f"text MiniLM over {config.text_columns}"
+    if collab is None:
+        return ItemEmbeddings(matrix, item_ids, text_note)
+    return ItemEmbeddings(
+        concat_unit_rows(matrix, collab, config.collab_weight),
+        item_ids,
+        f"{text_note} + {config.collab_weight} x {collab_note}",
+    )
+
+
+def concat_unit_rows(first: np.ndarray, second: np.ndarray, second_weight: float) -> np.ndarray:
+    """``[N, a] ⊕ [N, b] -> [N, a + b]`` float32: each part's rows L2-normalised (zero rows stay
+    zero), the second scaled by ``second_weight``, so its share of a squared distance is set by
+    the weight and not by the two sources' native scales."""
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows / np.where(norms > 0, norms, 1.0)
+
+    if len(first) != len(second):
+        raise OnerecError(f"cannot join {len(first)} and {len(second)} embedding rows")
+    return np.concatenate([unit(first), second_weight * unit(second)], axis=1)
 
 
 def fit_methods(

@@ -71,6 +71,12 @@ def test_train_then_retrieve(tmp_path: Path, make_synthetic: Callable[..., Any])
     assert answers[0]["condition_position"] != answers[1]["condition_position"]  # tdm alternates
 
     result = runner.invoke(
+        app, ["retrieve", "--model", str(model), "--user", "u3", "--strategy", "mix", "-k", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "strategy mix" in result.output and "marginalised" in result.output
+
+    result = runner.invoke(
         app, ["retrieve", "--model", str(model), "--user", "u3", "--condition", "30000", "-k", "3"]
     )
     assert result.exit_code == 0, result.output

@@ -14,6 +14,8 @@ from onerec.config import apply_overrides, build_config
 from onerec.errors import CheckpointError, OnerecError
 from onerec.retrieval.artifact import Retriever
 from onerec.retrieval.condition import ConditionError
+from onerec.retrieval.eval_control import mixture_topk
+from onerec.retrieval.mixture import level_prior
 from onerec.retrieval.train import CRMTrainConfig, RetrievalRun, train_retrieval
 
 SMALL = [
@@ -69,7 +71,7 @@ def test_control_table_target_auc_rises_with_the_condition(trained: RetrievalRun
     assert len(fixed) == 3
     assert fixed[-1]["target_auc"] > fixed[0]["target_auc"] + 0.1
     strategies = {row["strategy"] for row in trained.summary["control"]["test"]}
-    assert strategies == {"fixed", "max", "mean", "tdm"}
+    assert strategies == {"fixed", "max", "mean", "tdm", "mix"}
     assert 0.0 < trained.summary["validation"]["recall@100"] <= 1.0
 
 
@@ -183,3 +185,54 @@ def test_semantic_ids_item_and_user_features_enter_the_towers(
     assert run.model.config.user_categorical_cardinalities == [2]  # gender: f, m
     assert run.model.user_cat_table[:4, 0].tolist() == [2, 1, 2, 1]  # m, f, m, f (1-based)
     assert run.model.config.num_user_dense_features == 1  # age
+
+
+def _reference_mixture_ranking(
+    retriever: Retriever, history: np.ndarray, user_idx: int, exclude: np.ndarray, k: int
+) -> tuple[list[int], list[float]]:
+    """Plain loop: p(i | u) = Σ_c p(c) softmax_c(i), one level at a time, in float64."""
+    positions, weights = level_prior(retriever.normalizer)
+    items = retriever.model.all_item_vectors().double()
+    prob = np.zeros(items.shape[0])
+    for position, weight in zip(positions, weights, strict=True):
+        query = retriever.model.user_vectors(
+            torch.as_tensor(history)[None],
+            torch.tensor([float(position)]),
+            torch.tensor([user_idx]),
+        )[0].double()
+        logits = (items @ query / retriever.config.temperature).numpy()
+        level = np.exp(logits - logits.max())
+        prob += weight * level / level.sum()
+    prob[exclude] = 0.0
+    order = np.argsort(-prob, kind="stable")[:k]
+    return order.tolist(), np.log(prob[order]).tolist()
+
+
+def test_mix_strategy_matches_the_plain_mixture(trained: RetrievalRun) -> None:
+    retriever = Retriever(trained.out_dir / "model")
+    none = np.zeros(0, dtype=np.int64)
+    with torch.no_grad():
+        for user in ("u1", "u7"):
+            user_idx = retriever.user_index(user)
+            for exclude_seen in (True, False):
+                got = retriever.retrieve(user, 10, "mix", exclude_seen=exclude_seen)
+                exclude = retriever.seen(user_idx) if exclude_seen else none
+                items, scores = _reference_mixture_ranking(
+                    retriever, retriever.history[user_idx], user_idx, exclude, 10
+                )
+                assert got.strategy == "mix" and got.condition_position is None
+                assert got.item_idx == items
+                np.testing.assert_allclose(got.scores, scores, rtol=1e-4, atol=1e-4)
+                assert not set(got.item_idx) & set(exclude.tolist())
+        # The control table's mix row ranks held-out users the same way.
+        held = trained.data.test
+        topk = mixture_topk(
+            retriever.model, held, retriever.normalizer, retriever.model.all_item_vectors(), 10
+        )
+        for row in (0, len(held) - 1):
+            items, _ = _reference_mixture_ranking(
+                retriever, held.history[row], int(held.user_idx[row]), held.seen[row], 10
+            )
+            assert topk[row].tolist() == items
+    with pytest.raises(ConditionError, match="no single position"):
+        retriever.planner.position(1, "mix")

@@ -96,6 +96,19 @@ def test_retrieve_tdm_cycles_conditions(client: TestClient) -> None:
     assert positions[0] < positions[1]
 
 
+def test_retrieve_mix_marginalises_the_condition(client: TestClient) -> None:
+    body = client.post("/v1/retrieve", json={"user_id": "u5", "k": 5, "strategy": "mix"}).json()
+    assert body["strategy"] == "mix" and body["condition_position"] is None
+    scores = [item["score"] for item in body["items"]]
+    assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+    assert all(score <= 0 for score in scores)  # log-probabilities of the marginal
+    history = client.post(
+        "/v1/retrieve", json={"history": ["v1", "v2"], "strategy": "mix", "k": 3}
+    )
+    assert history.status_code == 422
+    assert history.json()["error"]["code"] == "strategy_needs_user"
+
+
 def test_retrieve_for_history_excludes_it(client: TestClient) -> None:
     history = [f"v{i}" for i in range(0, 40, 2)]
     r = client.post("/v1/retrieve", json={"history": history, "k": 30, "condition": 20000})

@@ -97,7 +97,10 @@ def retrieve_cmd(
         None, "--condition", help="condition value in raw units (fixed strategy)"
     ),
     strategy: str | None = typer.Option(
-        None, "--strategy", help="max | mean | tdm (instead of --condition)"
+        None,
+        "--strategy",
+        help="max | mean | tdm | mix (instead of --condition); mix ranks by the condition "
+        "marginalised out (plain relevance)",
     ),
     k: int = typer.Option(50, "-k", "--k", help="how many items"),
     requests: int = typer.Option(
@@ -117,11 +120,12 @@ def retrieve_cmd(
     if retriever.conditioned:
         if (condition is None) == (strategy is None):
             raise OnerecError(
-                "a conditioned model needs exactly one of --condition X or --strategy max|mean|tdm"
+                "a conditioned model needs exactly one of --condition X or --strategy "
+                "max|mean|tdm|mix"
             )
         chosen = "fixed" if strategy is None else strategy
-        if chosen not in ("max", "mean", "tdm", "fixed"):
-            raise OnerecError(f"--strategy {strategy!r}: use max, mean or tdm")
+        if chosen not in ("max", "mean", "tdm", "mix", "fixed"):
+            raise OnerecError(f"--strategy {strategy!r}: use max, mean, tdm or mix")
     else:
         chosen = "fixed"
     levels = None
@@ -143,6 +147,8 @@ def retrieve_cmd(
     for n, result in enumerate(results, 1):
         cond = (
             "unconditioned"
+            if not retriever.conditioned
+            else "condition marginalised out (log p(item | user))"
             if result.condition_value is None
             else f"{retriever.condition_target}≈{result.condition_value:.4g} "
             f"(position {result.condition_position:.2f})"

@@ -178,7 +178,7 @@ class ConditionNormalizer:
                 row = int(np.flatnonzero(absent)[0])
                 raise ConditionError(
                     f"condition value at row {row} is missing or not finite; pass a number "
-                    "(e.g. --condition 30000) or a strategy (--strategy max|mean|tdm), or "
+                    "(e.g. --condition 30000) or a strategy (--strategy max|mean|tdm|mix), or "
                     "allow the training median with missing='median'"
                 )
             raw = np.where(absent, self.median, raw)

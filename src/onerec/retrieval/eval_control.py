@@ -22,7 +22,8 @@ the items the user already had, under a condition chosen by a strategy, and we m
 Strategies: each ``fixed`` level (training quantiles of the target), ``max`` and ``mean`` (the
 user's past), and ``tdm`` — time-division over a user's successive requests, evaluated as the
 round-robin interleave of the lists retrieved at each tdm condition (what the user sees across
-those requests, K slots in all).
+those requests, K slots in all) — and ``mix``, the ranking by the condition marginalised out over
+its training distribution (:mod:`onerec.retrieval.mixture`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 
 from onerec.retrieval.condition import ConditionNormalizer
 from onerec.retrieval.examples import HeldOutUsers
+from onerec.retrieval.mixture import level_prior, mixture_log_probs
 from onerec.retrieval.model import CRMModel
 from onerec.retrieval.strategies import DEFAULT_TDM_QUANTILES
 
@@ -81,12 +83,48 @@ def topk_excluding(
     chunk = 1024
     for s in range(0, user_vecs.shape[0], chunk):
         scores = user_vecs[s : s + chunk] @ item_vecs.T  # [C, I]
-        rows = [np.full(len(e), r) for r, e in enumerate(exclude[s : s + chunk])]
-        if rows and sum(len(r) for r in rows):
-            r_idx = torch.as_tensor(np.concatenate(rows), device=scores.device)
-            c_idx = torch.as_tensor(np.concatenate(exclude[s : s + chunk]), device=scores.device)
-            scores[r_idx, c_idx] = float("-inf")
-        result[s : s + chunk] = scores.topk(k, dim=1).indices.cpu().numpy()
+        result[s : s + chunk] = masked_topk(scores, exclude[s : s + chunk], k)
+    return result
+
+
+def masked_topk(scores: torch.Tensor, exclude: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """Top-``k`` columns of ``scores [U, I]`` per row with ``exclude[u]`` masked out (in place)."""
+    rows = [np.full(len(e), r) for r, e in enumerate(exclude)]
+    if rows and sum(len(r) for r in rows):
+        r_idx = torch.as_tensor(np.concatenate(rows), device=scores.device)
+        c_idx = torch.as_tensor(np.concatenate(exclude), device=scores.device)
+        scores[r_idx, c_idx] = float("-inf")
+    return scores.topk(min(k, scores.shape[1]), dim=1).indices.cpu().numpy()
+
+
+@torch.no_grad()
+def mixture_topk(
+    model: CRMModel,
+    heldout: HeldOutUsers,
+    normalizer: ConditionNormalizer,
+    item_vecs: torch.Tensor,
+    k: int,
+    chunk: int = 512,
+) -> np.ndarray:
+    """Exact top-``k`` ``[U, k]`` of the ``mix`` strategy (the condition marginalised out)."""
+    positions, weights = level_prior(normalizer)
+    per_level = torch.stack(
+        [
+            user_vectors_for(
+                model,
+                heldout.history,
+                np.full(len(heldout), position, np.float32),
+                heldout.user_idx,
+            )
+            for position in positions
+        ]
+    )  # [C, U, d]
+    level_weights = torch.as_tensor(weights, device=per_level.device)
+    result = np.zeros((len(heldout), min(k, item_vecs.shape[0])), dtype=np.int64)
+    for s in range(0, len(heldout), chunk):
+        logits = per_level[:, s : s + chunk] @ item_vecs.T / model.config.temperature  # [C, u, I]
+        scores = mixture_log_probs(logits, level_weights)  # [u, I]
+        result[s : s + chunk] = masked_topk(scores, heldout.seen[s : s + chunk], k)
     return result
 
 
@@ -206,8 +244,10 @@ def control_table(
         positions = np.full(len(heldout), position, dtype=np.float32)
         metrics = evaluate_positions(model, heldout, positions, ks, item_vecs)
         rows.append(ControlRow("fixed", f"q{q:.2f}={value:.4g}", metrics))
-    for name in ("max", "mean", "tdm"):
-        label = _tdm_label(normalizer, tdm_quantiles) if name == "tdm" else "per user"
+    for name in ("max", "mean", "tdm", "mix"):
+        label = {"tdm": _tdm_label(normalizer, tdm_quantiles), "mix": "marginal"}.get(
+            name, "per user"
+        )
         metrics = evaluate_strategy(model, heldout, normalizer, name, ks, tdm_quantiles, item_vecs)
         rows.append(ControlRow(name, label, metrics))
     return rows
@@ -223,7 +263,8 @@ def evaluate_strategy(
     tdm_quantiles: Sequence[float] = DEFAULT_TDM_QUANTILES,
     item_vecs: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Held-out measures under ``max``, ``mean`` or ``tdm`` (any strategy if unconditioned)."""
+    """Held-out measures under ``max``, ``mean``, ``tdm`` or ``mix`` (any strategy if
+    unconditioned)."""
     model.eval()
     item_vecs = model.all_item_vectors() if item_vecs is None else item_vecs
     if model.config.condition == "none":
@@ -233,7 +274,10 @@ def evaluate_strategy(
         return evaluate_positions(model, heldout, normalizer.snap(table), ks, item_vecs)
     if strategy == "tdm":
         return _tdm_metrics(model, heldout, normalizer, tdm_quantiles, ks, item_vecs)
-    raise ValueError(f"strategy must be max, mean or tdm, not {strategy!r}")
+    if strategy == "mix":
+        topk = mixture_topk(model, heldout, normalizer, item_vecs, max(ks))
+        return {**heldout_metrics(topk, heldout, ks), "target_auc": float("nan")}
+    raise ValueError(f"strategy must be max, mean, tdm or mix, not {strategy!r}")
 
 
 def _tdm_label(normalizer: ConditionNormalizer, quantiles: Sequence[float]) -> str:

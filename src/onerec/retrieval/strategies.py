@@ -9,6 +9,9 @@
   the centres of the four quarters of the training distribution);
   the per-user request counter lives in the :class:`ConditionPlanner` (thread-safe), so each
   call advances it.
+* ``mix`` — no single condition: items are ranked by ``p(item | user)`` with the condition
+  marginalised out over its training distribution (:mod:`onerec.retrieval.mixture`) — the
+  strategy for plain relevance (recall), at the cost of one user vector per condition level.
 
 Users with no logged condition fall back to the training median for ``max`` and ``mean``.
 """
@@ -23,8 +26,8 @@ import numpy as np
 
 from onerec.retrieval.condition import ConditionError, ConditionNormalizer
 
-Strategy = Literal["fixed", "max", "mean", "tdm"]
-STRATEGIES: tuple[str, ...] = ("fixed", "max", "mean", "tdm")
+Strategy = Literal["fixed", "max", "mean", "tdm", "mix"]
+STRATEGIES: tuple[str, ...] = ("fixed", "max", "mean", "tdm", "mix")
 # Equal probability mass: each level stands for a quarter of the training distribution, so over
 # one cycle the conditions are spread as the logged targets are.
 DEFAULT_TDM_QUANTILES = (0.125, 0.375, 0.625, 0.875)
@@ -79,6 +82,11 @@ class ConditionPlanner:
                 count = self._requests.get(key, 0)
                 self._requests[key] = count + 1
             return float(self.normalizer.encode([levels[count % len(levels)]])[0])
+        if strategy == "mix":
+            raise ConditionError(
+                "strategy 'mix' marginalises the condition out, so it has no single position; "
+                "Retriever.retrieve(strategy='mix') scores every level"
+            )
         raise ConditionError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
 
     def request_count(self, user_idx: int | None) -> int:

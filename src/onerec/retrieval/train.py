@@ -105,7 +105,7 @@ class RetrievalEvalConfig(StrictModel):
     ks: list[int] = Field(default_factory=lambda: [50, 100])
     level_quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_LEVEL_QUANTILES))
     tdm_quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_TDM_QUANTILES))
-    monitor_strategy: Literal["mean", "max", "tdm"] = Field(
+    monitor_strategy: Literal["mean", "max", "tdm", "mix"] = Field(
         default="tdm",
         description="condition strategy behind the validation recall (early stopping)",
     )

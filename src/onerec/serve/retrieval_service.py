@@ -89,7 +89,7 @@ class ConditionedRetrieval:
                 raise ApiError(
                     422,
                     "strategy_needs_user",
-                    f"strategy {strategy!r} uses a known user's logged conditions; with an "
+                    f"strategy {strategy!r} is served for known users (user_id); with an "
                     "explicit history send strategy 'fixed' and a condition value",
                 )
             if condition is None:

@@ -78,7 +78,7 @@ class RecommendRequest(_UserOrHistory):
     )
 
 
-Strategy = Literal["fixed", "max", "mean", "tdm"]
+Strategy = Literal["fixed", "max", "mean", "tdm", "mix"]
 
 
 class RetrieveRequest(_UserOrHistory):
@@ -87,7 +87,7 @@ class RetrieveRequest(_UserOrHistory):
     k: int = Field(default=50, ge=1, le=HARD_MAX_K, description="number of items")
     strategy: Strategy | None = Field(
         default=None,
-        description="fixed (needs condition) | max | mean | tdm (known users only); "
+        description="fixed (needs condition) | max | mean | tdm | mix (known users only); "
         "default: fixed when a condition is given, else mean",
     )
     condition: float | None = Field(

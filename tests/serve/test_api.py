@@ -102,9 +102,7 @@ def test_retrieve_mix_marginalises_the_condition(client: TestClient) -> None:
     scores = [item["score"] for item in body["items"]]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
     assert all(score <= 0 for score in scores)  # log-probabilities of the marginal
-    history = client.post(
-        "/v1/retrieve", json={"history": ["v1", "v2"], "strategy": "mix", "k": 3}
-    )
+    history = client.post("/v1/retrieve", json={"history": ["v1", "v2"], "strategy": "mix", "k": 3})
     assert history.status_code == 422
     assert history.json()["error"]["code"] == "strategy_needs_user"
 

@@ -113,6 +113,7 @@ def retrieve_cmd(
 ) -> None:
     """Retrieve top-k items for a user under a condition or a condition strategy."""
     from onerec.retrieval.artifact import Retriever
+    from onerec.retrieval.strategies import STRATEGIES
 
     if k < 1:
         raise OnerecError("-k must be at least 1")
@@ -124,7 +125,7 @@ def retrieve_cmd(
                 "max|mean|tdm|mix"
             )
         chosen = "fixed" if strategy is None else strategy
-        if chosen not in ("max", "mean", "tdm", "mix", "fixed"):
+        if chosen not in STRATEGIES:
             raise OnerecError(f"--strategy {strategy!r}: use max, mean, tdm or mix")
     else:
         chosen = "fixed"

@@ -25,7 +25,7 @@ from safetensors.numpy import load_file, save_file
 from onerec.errors import CheckpointError, OnerecError
 from onerec.io import atomic_dir, atomic_write_json, read_json
 from onerec.retrieval.condition import ConditionNormalizer
-from onerec.retrieval.eval_control import masked_topk
+from onerec.retrieval.eval_control import masked_topk, user_vectors_for
 from onerec.retrieval.examples import histories_ending_at
 from onerec.retrieval.index import ItemIndex
 from onerec.retrieval.mixture import level_prior, mixture_log_probs
@@ -234,12 +234,12 @@ class Retriever:
         items) and the ANN index is not used. Scores are the mixture log-probabilities."""
         positions, weights = level_prior(self.normalizer)
         levels = len(positions)
-        history = torch.as_tensor(self.history[user_idx : user_idx + 1], device=self.device)
-        queries = self.model.user_vectors(
-            history.expand(levels, -1),
-            torch.as_tensor(positions, device=self.device),
-            torch.full((levels,), user_idx, device=self.device),
-        )  # [C, d]
+        queries = user_vectors_for(
+            self.model,
+            np.repeat(self.history[user_idx : user_idx + 1], levels, axis=0),
+            positions,
+            np.full(levels, user_idx),
+        )  # [C, d]: the user under every condition level
         if self._item_vectors is None:
             self._item_vectors = self.model.all_item_vectors()  # [N, d], cached
         logits = (queries @ self._item_vectors.T / self.config.temperature).unsqueeze(1)
